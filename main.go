@@ -1,0 +1,214 @@
+// Command stratum-proxy is a Stratum mining proxy: miners connect to one
+// port with a name issued by its HTTP API, and the proxy relays their work
+// and shares to the pool account behind that name, sharing upstream
+// connections by extranonce splitting and exporting per-worker hashrate to
+// Prometheus.
+//
+// Usage:
+//
+//	stratum-proxy [flags]                       serve (stratum + HTTP API)
+//	stratum-proxy [flags] pool add HOST:PORT ALGORITHM [--mode=split|passthrough] [--extranonce2-size=N]
+//	stratum-proxy [flags] pool list
+//	stratum-proxy [flags] algo list
+//	stratum-proxy [flags] user list
+//
+// Every flag can also be set from the environment: --web.addr is
+// STRATUM_PROXY_WEB_ADDR, --session.grace is STRATUM_PROXY_SESSION_GRACE.
+// A flag given on the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/stratum-proxy/stratum-proxy/httpapi"
+	"github.com/stratum-proxy/stratum-proxy/metrics"
+	"github.com/stratum-proxy/stratum-proxy/proxy"
+	"github.com/stratum-proxy/stratum-proxy/store"
+)
+
+// options are the command line flags, parsed only here.
+type options struct {
+	stratumAddr string
+	webAddr     string
+	webToken    string
+	dbPath      string
+	metricsTag  string
+	workerLabel string
+	logLevel    string
+	logFormat   string
+
+	proxy proxy.Config
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "stratum-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, rest, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(o.logLevel, o.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(o.dbPath, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if len(rest) > 0 {
+		return store.Command(st, rest, stdout)
+	}
+	return serve(o, st, log)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("stratum-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	p := &o.proxy
+	fs.StringVar(&o.stratumAddr, "stratum.addr", ":9332", "stratum listen address for miners")
+	fs.StringVar(&o.webAddr, "web.addr", ":12743", "HTTP listen address for the API and /metrics")
+	fs.StringVar(&o.webToken, "web.auth-token", "", "if set, /api/ requests need 'Authorization: Bearer <token>'")
+	fs.StringVar(&o.dbPath, "db.path", "./data/proxy.db", "bbolt database file (created on first start)")
+	fs.StringVar(&o.metricsTag, "metrics.tag", "", "value of the `proxy` label (default: the bound stratum address)")
+	fs.StringVar(&o.workerLabel, "metrics.worker-label", "addr", "value of the `worker` label: addr (miner ip:port) or name (rig name)")
+	fs.StringVar(&o.logLevel, "log.level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log.format", "console", "log format: console or json")
+	fs.StringVar(&p.Mode, "upstream.mode", proxy.ModeSplit, "upstream mode: split (shared upstreams) or passthrough (one per miner)")
+	fs.IntVar(&p.Loops, "loops", 0, "gnet event loops (0: one per CPU)")
+	fs.IntVar(&p.PrefixSize, "split.prefix-size", 2, "extranonce1 bytes handed to each miner in split mode")
+	fs.IntVar(&p.Extranonce2Size, "split.extranonce2-size", 2, "extranonce2 size handed to miners")
+	fs.IntVar(&p.MaxMinersPerUpstream, "split.max-miners", 0, "miners per upstream (0: the whole prefix space)")
+	fs.DurationVar(&p.SessionGrace, "session.grace", 60*time.Second, "how long a disconnected miner's session is kept for restore")
+	fs.DurationVar(&p.HandshakeTimeout, "limits.handshake-timeout", 15*time.Second, "close miners that do not authorize within this time")
+	fs.DurationVar(&p.IdleTimeout, "limits.idle-timeout", 15*time.Minute, "close miners silent for this long")
+	fs.IntVar(&p.MaxLineSize, "limits.max-line", 16<<10, "longest accepted line in bytes")
+	fs.IntVar(&p.MaxConnections, "limits.max-connections", 100_000, "concurrent miner connections")
+	fs.IntVar(&p.MaxOutbound, "limits.max-outbound", 256<<10, "bytes queued to a miner that does not read before it is dropped")
+	fs.DurationVar(&p.ShareTimeout, "upstream.share-timeout", 15*time.Second, "answer error 20 'pool timeout' to shares the pool leaves unanswered")
+	fs.DurationVar(&p.DialTimeout, "upstream.dial-timeout", 5*time.Second, "timeout of one pool connect")
+	fs.DurationVar(&p.BackoffMax, "upstream.backoff-max", 30*time.Second, "longest wait between redial rounds")
+	fs.DurationVar(&p.FailbackInterval, "upstream.failback-interval", 30*time.Second, "how often an upstream on a backup pool probes its primary")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	return o, fs.Args(), envErr
+}
+
+// envName maps a flag name to its environment variable:
+// web.addr -> STRATUM_PROXY_WEB_ADDR.
+func envName(flagName string) string {
+	r := strings.NewReplacer(".", "_", "-", "_")
+	return "STRATUM_PROXY_" + strings.ToUpper(r.Replace(flagName))
+}
+
+func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log.level: %w", err)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log.format: %q is neither console nor json", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func serve(o *options, st store.Store, log zerolog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	// The `proxy` label defaults to the bound stratum address, known only
+	// after binding; the registry takes its tag before any series exists.
+	reg := metrics.New(metrics.Config{WorkerLabel: o.workerLabel})
+	cfg := o.proxy
+	cfg.Addr = o.stratumAddr
+	cfg.Store = st
+	cfg.Metrics = reg
+	cfg.Log = log
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	tag := o.metricsTag
+	if tag == "" {
+		tag = srv.Addr()
+	}
+	reg.SetTag(tag)
+	reg.Start()
+	defer reg.Stop()
+
+	api := httpapi.New(httpapi.Config{
+		Addr:      o.webAddr,
+		Store:     st,
+		Metrics:   reg.WritePrometheus,
+		Log:       log,
+		AuthToken: o.webToken,
+	})
+	ln, err := net.Listen("tcp", o.webAddr)
+	if err != nil {
+		_ = srv.Stop(context.Background())
+		return fmt.Errorf("web listen %s: %w", o.webAddr, err)
+	}
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- api.Serve(ln) }()
+	log.Info().Str("stratum", srv.Addr()).Str("web", ln.Addr().String()).Str("db", o.dbPath).
+		Str("mode", cfg.Mode).Msg("stratum-proxy serving")
+
+	select {
+	case <-ctx.Done():
+	case err := <-apiErr:
+		if err != nil {
+			log.Error().Err(err).Msg("HTTP server failed")
+		}
+	}
+	log.Info().Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = api.Shutdown()
+	if err := srv.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

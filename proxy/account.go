@@ -1,0 +1,86 @@
+package proxy
+
+import (
+	"sync"
+
+	"github.com/stratum-proxy/stratum-proxy/store"
+)
+
+// account is one issued name's pool login(s) and the upstreams that carry
+// its miners. Lock order: account.mu before upstream.mu.
+type account struct {
+	// Static after construction.
+	srv     *Server
+	name    string
+	targets []store.Account // primary first, then backups in order
+	mode    string
+	algo    string  // algorithm of the primary pool, the `hash` label
+	divider float64 // its hashrate divider
+
+	mu   sync.Mutex
+	ups  []*upstream // guarded by mu
+	dead bool        // guarded by mu: removed from the server's table
+}
+
+// account returns the live account for an issued name, creating it.
+func (s *Server) account(u store.User) *account {
+	s.acctMu.Lock()
+	defer s.acctMu.Unlock()
+	if a := s.accounts[u.Name]; a != nil {
+		return a
+	}
+	a := &account{srv: s, name: u.Name, mode: s.cfg.mode(), algo: "unknown", divider: 1}
+	a.targets = append(a.targets, u.Account)
+	a.targets = append(a.targets, u.Backups...)
+	if p, ok := s.cfg.Store.Pool(u.Account.Pool); ok {
+		if p.Mode != "" {
+			a.mode = p.Mode
+		}
+		a.algo = p.Algorithm
+		if al, ok := s.cfg.Store.Algorithm(p.Algorithm); ok && al.Divider > 0 {
+			a.divider = al.Divider
+		}
+	}
+	s.accounts[u.Name] = a
+	return a
+}
+
+// join attaches the session s (owned by the calling loop l) to an upstream
+// with room for it, opening a new upstream on l when none has.
+func (a *account) join(s *session, l *loop) *upstream {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dead {
+		return nil // the caller looks the account up again
+	}
+	for _, up := range a.ups {
+		if up.tryJoin(s) {
+			return up
+		}
+	}
+	up := newUpstream(a, l, a.srv.upSeq.Add(1))
+	up.tryJoin(s) // a new upstream always has room
+	a.ups = append(a.ups, up)
+	a.srv.rememberUpstream(up)
+	go up.dial()
+	return up
+}
+
+// removeLocked drops a closed upstream; the last one drops the account.
+func (a *account) removeLocked(up *upstream) {
+	for i, u := range a.ups {
+		if u == up {
+			a.ups = append(a.ups[:i], a.ups[i+1:]...)
+			break
+		}
+	}
+	if len(a.ups) == 0 {
+		a.dead = true
+		s := a.srv
+		s.acctMu.Lock()
+		if s.accounts[a.name] == a {
+			delete(s.accounts, a.name)
+		}
+		s.acctMu.Unlock()
+	}
+}

@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/stratum-proxy/stratum-proxy/metrics"
+	"github.com/stratum-proxy/stratum-proxy/store"
+)
+
+// Upstream modes.
+const (
+	// ModeSplit shares one upstream connection between many miners of one
+	// account by extranonce splitting (the default).
+	ModeSplit = "split"
+	// ModePassthrough gives every miner its own upstream connection, the
+	// original proxy's behaviour, for pools that need it.
+	ModePassthrough = "passthrough"
+)
+
+// Config configures a Server. Every field documents its zero value.
+type Config struct {
+	// Addr is the stratum listen address; "" means ":9332".
+	Addr string
+	// Loops is the number of gnet event loops; 0 means one per CPU.
+	Loops int
+
+	// Store resolves issued names, pools and algorithms. Required.
+	Store store.Store
+	// Metrics receives every counter and gauge. Required.
+	Metrics *metrics.Registry
+	// Log is the base logger; the zero value logs nothing.
+	Log zerolog.Logger
+
+	// Mode is the default upstream mode, ModeSplit or ModePassthrough; ""
+	// means ModeSplit. A pool's own Mode in the store overrides it.
+	Mode string
+	// PrefixSize is k, the extranonce1 bytes the proxy hands each miner in
+	// split mode; 0 means 2 (65,536 miners per upstream).
+	PrefixSize int
+	// Extranonce2Size is m, the extranonce2 size handed to miners at
+	// subscribe time; 0 means 2. k+m = 4 fits every pool that gives at least
+	// 4 extranonce2 bytes, so no miner needs a new layout there; raise it
+	// when every pool used gives more (ASICs without version rolling like
+	// more room).
+	Extranonce2Size int
+	// MaxMinersPerUpstream caps the miners sharing one upstream; 0 means
+	// the whole prefix space (256^k).
+	MaxMinersPerUpstream int
+
+	// VersionMask is the version-rolling mask granted to miners before their
+	// pool is known; 0 means 0x1fffe000 (BIP320's general purpose bits). Once
+	// the pool's mask is known the miner gets mining.set_version_mask with
+	// the intersection.
+	VersionMask uint32
+
+	// MaxLineSize is the longest accepted line from a miner or a pool; 0
+	// means codec.DefaultMaxLineSize (16 KiB).
+	MaxLineSize int
+	// MaxConnections caps concurrent miner connections; 0 means 100,000.
+	MaxConnections int
+	// MaxOutbound caps the bytes queued to one miner that does not read;
+	// past it the miner is dropped with reason slow_reader. 0 means 256 KiB.
+	MaxOutbound int
+	// HandshakeTimeout closes a miner that has not sent mining.authorize
+	// this long after connecting; 0 means 15s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a miner that sent nothing for this long; 0 means
+	// 15 minutes.
+	IdleTimeout time.Duration
+	// AuthorizeWait is how long an authorize waits for a new upstream to log
+	// in before it is answered true anyway (the name is known; work follows
+	// when the pool is up); 0 means 10s.
+	AuthorizeWait time.Duration
+	// SessionGrace keeps a disconnected miner's session (extranonce, job,
+	// difficulty, upstream) for restore; 0 means 60s.
+	SessionGrace time.Duration
+
+	// ShareTimeout answers a share the pool has not answered in this long
+	// with error 20 "pool timeout"; 0 means 15s.
+	ShareTimeout time.Duration
+	// DialTimeout bounds one upstream connect; 0 means 5s.
+	DialTimeout time.Duration
+	// BackoffMin and BackoffMax bound the redial backoff after a full round
+	// of failed attempts over the primary and backup pools; 0 means 250ms
+	// and 30s.
+	BackoffMin, BackoffMax time.Duration
+	// FailbackInterval is how often an upstream on a backup pool probes its
+	// primary; 0 means 30s.
+	FailbackInterval time.Duration
+	// TickInterval is the housekeeping period (timeouts, grace expiry,
+	// failback probes); 0 means 1s.
+	TickInterval time.Duration
+
+	// UserAgent is sent to pools in mining.subscribe and answers
+	// client.get_version; "" means "stratum-proxy/<Version>".
+	UserAgent string
+}
+
+// Version is the proxy's version string.
+const Version = "0.1.0"
+
+func (c *Config) addr() string { return orStr(c.Addr, ":9332") }
+func (c *Config) loops() int {
+	if c.Loops > 0 {
+		return c.Loops
+	}
+	return runtime.NumCPU()
+}
+func (c *Config) mode() string         { return orStr(c.Mode, ModeSplit) }
+func (c *Config) prefixSize() int      { return orInt(c.PrefixSize, 2) }
+func (c *Config) extranonce2Size() int { return orInt(c.Extranonce2Size, 2) }
+func (c *Config) versionMask() uint32 {
+	if c.VersionMask != 0 {
+		return c.VersionMask
+	}
+	return 0x1fffe000
+}
+func (c *Config) maxLineSize() int    { return orInt(c.MaxLineSize, 16<<10) }
+func (c *Config) maxConnections() int { return orInt(c.MaxConnections, 100_000) }
+func (c *Config) maxOutbound() int    { return orInt(c.MaxOutbound, 256<<10) }
+func (c *Config) handshakeTimeout() time.Duration {
+	return orDur(c.HandshakeTimeout, 15*time.Second)
+}
+func (c *Config) idleTimeout() time.Duration   { return orDur(c.IdleTimeout, 15*time.Minute) }
+func (c *Config) authorizeWait() time.Duration { return orDur(c.AuthorizeWait, 10*time.Second) }
+func (c *Config) sessionGrace() time.Duration  { return orDur(c.SessionGrace, 60*time.Second) }
+func (c *Config) shareTimeout() time.Duration  { return orDur(c.ShareTimeout, 15*time.Second) }
+func (c *Config) dialTimeout() time.Duration   { return orDur(c.DialTimeout, 5*time.Second) }
+func (c *Config) backoffMin() time.Duration    { return orDur(c.BackoffMin, 250*time.Millisecond) }
+func (c *Config) backoffMax() time.Duration    { return orDur(c.BackoffMax, 30*time.Second) }
+func (c *Config) failbackInterval() time.Duration {
+	return orDur(c.FailbackInterval, 30*time.Second)
+}
+func (c *Config) tickInterval() time.Duration { return orDur(c.TickInterval, time.Second) }
+func (c *Config) userAgent() string         { return orStr(c.UserAgent, "stratum-proxy/"+Version) }
+
+func orStr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func orInt(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func orDur(v, def time.Duration) time.Duration {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,171 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/stratum-proxy/stratum-proxy/codec"
+)
+
+// eventKind names what a mailbox event asks its loop to do.
+type eventKind uint8
+
+const (
+	evAnswer     eventKind = iota + 1 // write a pool's answer to a miner's submit (mc, id, ok, code, msg)
+	evNotify                          // fan a job out to this loop's members of up (up, job)
+	evLine                            // write one pre-encoded line to this loop's members of up (up, line)
+	evDifficulty                      // the pool's difficulty changed (up, f)
+	evVersionMask                     // the pool's version mask changed (up)
+	evUpReady                         // up logged in: answer waiting authorizes, send work (up)
+	evRelayout                        // up's extranonce layout changed: refit members (up)
+	evFlush                           // write up's queued submits to the pool (up; posted to up's loop)
+	evUpClose                         // close up's socket on its loop (up)
+	evSweep                           // housekeeping: timeouts on this loop's connections
+)
+
+// maxInlineID is the longest request id kept inline in an event; real miners
+// use small integers, so longer ids (rare) go to the msg string instead.
+const maxInlineID = 38
+
+// event is one message to a loop. It is a plain value so that posting it
+// copies a few words into a reused slice and allocates nothing.
+type event struct {
+	kind eventKind
+	ok   bool
+	idn  uint8
+	code int32
+	id   [maxInlineID]byte
+	mc   *minerConn
+	up   *upstream
+	job  *job
+	line []byte
+	f    float64
+	msg  string // error text of an answer
+	long string // a request id longer than maxInlineID
+}
+
+func (ev *event) setID(id []byte) {
+	if len(id) <= maxInlineID {
+		ev.idn = uint8(copy(ev.id[:], id))
+		return
+	}
+	ev.idn = 255
+	ev.long = string(id)
+}
+
+func (ev *event) reqID() []byte {
+	if ev.idn == 255 {
+		return []byte(ev.long)
+	}
+	return ev.id[:ev.idn]
+}
+
+// loop is the proxy's view of one gnet event loop: its mailbox and the
+// connections it owns.
+type loop struct {
+	srv *Server
+	idx int
+	el  gnet.EventLoop
+
+	mu    sync.Mutex // guards queue and armed only
+	queue []event
+	armed bool // an Execute is pending for the queue
+
+	// Owned by the loop.
+	spare  []event
+	conns  []*minerConn // every miner connection on this loop, for sweeps
+	msg    codec.Message
+	params [][]byte
+	wbuf   []byte // scratch for encoding one line
+	tmp    []byte // scratch for unquoting
+}
+
+// post queues ev for the loop. Safe for concurrent use; only the first post
+// into an empty queue wakes the loop, so a burst costs one Execute.
+func (l *loop) post(ev event) {
+	l.mu.Lock()
+	l.queue = append(l.queue, ev)
+	wake := !l.armed
+	l.armed = true
+	l.mu.Unlock()
+	if wake {
+		if err := l.el.Execute(context.Background(), l); err != nil {
+			// The engine is shutting down: nothing will run again.
+			l.mu.Lock()
+			l.queue = l.queue[:0]
+			l.armed = false
+			l.mu.Unlock()
+		}
+	}
+}
+
+// Run drains the mailbox on the loop. It implements gnet.Runnable.
+func (l *loop) Run(context.Context) error {
+	l.mu.Lock()
+	q := l.queue
+	l.queue = l.spare[:0]
+	l.armed = false
+	l.mu.Unlock()
+	for i := range q {
+		l.handle(&q[i])
+		q[i] = event{} // drop references for the GC
+	}
+	l.spare = q[:0]
+	return nil
+}
+
+func (l *loop) handle(ev *event) {
+	switch ev.kind {
+	case evAnswer:
+		ev.mc.deliverAnswer(ev)
+	case evNotify:
+		ev.up.fanoutNotify(l, ev.job)
+	case evLine:
+		ev.up.fanoutLine(l, ev.line)
+	case evDifficulty:
+		ev.up.fanoutDifficulty(l, ev.f)
+	case evVersionMask:
+		ev.up.fanoutVersionMask(l)
+	case evUpReady:
+		ev.up.onReadyLoop(l)
+	case evRelayout:
+		ev.up.refitLoop(l)
+	case evFlush:
+		ev.up.flush()
+	case evUpClose:
+		ev.up.closeConnLoop()
+	case evSweep:
+		l.sweep()
+	}
+}
+
+// memberList is the set of one upstream's miner connections on one loop.
+// Only that loop touches it; n mirrors len(items) for other goroutines that
+// only need to know whether to post.
+type memberList struct {
+	items []*minerConn
+	n     atomic.Int32
+}
+
+func (ml *memberList) add(mc *minerConn) {
+	mc.listIdx = len(ml.items)
+	ml.items = append(ml.items, mc)
+	ml.n.Store(int32(len(ml.items)))
+}
+
+func (ml *memberList) remove(mc *minerConn) {
+	i := mc.listIdx
+	if i < 0 || i >= len(ml.items) || ml.items[i] != mc {
+		return
+	}
+	last := len(ml.items) - 1
+	ml.items[i] = ml.items[last]
+	ml.items[i].listIdx = i
+	ml.items[last] = nil
+	ml.items = ml.items[:last]
+	ml.n.Store(int32(len(ml.items)))
+	mc.listIdx = -1
+}

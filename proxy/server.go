@@ -1,0 +1,421 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"github.com/rs/zerolog"
+
+	"github.com/stratum-proxy/stratum-proxy/codec"
+	"github.com/stratum-proxy/stratum-proxy/metrics"
+)
+
+// ErrServerClosed is returned by Start after Stop.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Server is the stratum proxy: one gnet engine serving miners and upstream
+// pool sockets. Build it with New, then Start and Stop it.
+type Server struct {
+	gnet.BuiltinEventEngine
+
+	// Static after New.
+	cfg    Config
+	log    zerolog.Logger
+	met    *metrics.Registry
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	eng    gnet.Engine
+	addr   string
+	booted chan struct{}
+	done   chan struct{}
+	runErr error
+
+	loopsMu  sync.Mutex
+	loops    map[gnet.EventLoop]*loop
+	loopList atomic.Pointer[[]*loop]
+
+	sessMu   sync.Mutex
+	sessions map[string]*session   // live and detached, by id
+	grace    map[*session]struct{} // detached, waiting out their grace
+
+	acctMu   sync.Mutex
+	accounts map[string]*account
+
+	upMu sync.Mutex
+	ups  map[*upstream]struct{}
+
+	conns     atomic.Int64
+	upSeq     atomic.Uint64
+	prefixCtr atomic.Uint32
+}
+
+// New checks cfg and builds a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("proxy: Config.Store is required")
+	}
+	if cfg.Metrics == nil {
+		return nil, errors.New("proxy: Config.Metrics is required")
+	}
+	if m := cfg.mode(); m != ModeSplit && m != ModePassthrough {
+		return nil, fmt.Errorf("proxy: unknown upstream mode %q", m)
+	}
+	if k := cfg.prefixSize(); k > 4 {
+		return nil, fmt.Errorf("proxy: prefix size %d too large (at most 4)", k)
+	}
+	if cfg.prefixSize()+cfg.extranonce2Size() > maxPad {
+		return nil, errors.New("proxy: prefix plus extranonce2 size exceed 16 bytes")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Log,
+		met:      cfg.Metrics,
+		ctx:      ctx,
+		cancel:   cancel,
+		booted:   make(chan struct{}),
+		done:     make(chan struct{}),
+		loops:    make(map[gnet.EventLoop]*loop),
+		sessions: make(map[string]*session),
+		grace:    make(map[*session]struct{}),
+		accounts: make(map[string]*account),
+		ups:      make(map[*upstream]struct{}),
+	}
+	empty := []*loop{}
+	s.loopList.Store(&empty)
+	return s, nil
+}
+
+// Start binds the stratum address and serves in the background. It
+// returns once the listener is bound (Addr is then valid) or failed.
+func (s *Server) Start() error {
+	go func() {
+		defer close(s.done)
+		err := gnet.Run(s, "tcp://"+s.cfg.addr(),
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(s.cfg.loops()),
+			gnet.WithTicker(true),
+			gnet.WithReuseAddr(true),
+			gnet.WithTCPKeepAlive(time.Minute),
+			gnet.WithLogger(gnetLogger{s.log}),
+			gnet.WithLogLevel(logging.ErrorLevel),
+		)
+		s.runErr = err
+	}()
+	select {
+	case <-s.booted:
+		return nil
+	case <-s.done:
+		if s.runErr == nil {
+			return ErrServerClosed
+		}
+		return fmt.Errorf("proxy: listen %s: %w", s.cfg.addr(), s.runErr)
+	}
+}
+
+// Addr is the bound stratum address (host:port), valid after Start.
+func (s *Server) Addr() string { return s.addr }
+
+// Stop closes the listener and every connection and waits for the engine.
+func (s *Server) Stop(ctx context.Context) error {
+	s.cancel()
+	select {
+	case <-s.booted:
+	default:
+		return nil
+	}
+	if err := s.eng.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Debug().Err(err).Msg("engine stop")
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// OnBoot records the engine and the bound address.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	s.addr = s.cfg.addr()
+	if fd, err := eng.Dup(); err == nil {
+		f := os.NewFile(uintptr(fd), "listener")
+		if ln, err := net.FileListener(f); err == nil {
+			s.addr = ln.Addr().String()
+			ln.Close()
+		}
+		f.Close()
+	}
+	close(s.booted)
+	return gnet.None
+}
+
+// loopFor returns the proxy's record of a gnet event loop.
+func (s *Server) loopFor(el gnet.EventLoop) *loop {
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	if l := s.loops[el]; l != nil {
+		return l
+	}
+	l := &loop{srv: s, idx: len(s.loops), el: el}
+	if l.idx >= s.cfg.loops() {
+		panic("proxy: more gnet event loops than configured")
+	}
+	s.loops[el] = l
+	list := append(append([]*loop(nil), *s.loopList.Load()...), l)
+	s.loopList.Store(&list)
+	return l
+}
+
+func (s *Server) loopSnapshot() []*loop { return *s.loopList.Load() }
+
+// OnOpen admits a miner, or starts an enrolled upstream's handshake.
+func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	l := s.loopFor(c.EventLoop())
+	if up, ok := c.Context().(*upstream); ok {
+		up.onOpen(c)
+		return nil, gnet.None
+	}
+	if s.conns.Load() >= int64(s.cfg.maxConnections()) {
+		s.met.Dropped(dropMaxConnections)
+		return codec.AppendError(nil, nullID, codec.CodeOther, "proxy full"), gnet.Close
+	}
+	s.conns.Add(1)
+	now := time.Now()
+	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), listIdx: -1, opened: now, lastRead: now}
+	mc.log = s.log.With().Str("miner", mc.addr).Logger()
+	mc.connIdx = len(l.conns)
+	l.conns = append(l.conns, mc)
+	c.SetContext(mc)
+	s.met.MinersConnected(1)
+	return nil, gnet.None
+}
+
+// OnTraffic hands the bytes to the miner's or upstream's decoder.
+func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+	switch x := c.Context().(type) {
+	case *minerConn:
+		return x.onTraffic()
+	case *upstream:
+		return x.onTraffic(c)
+	}
+	return gnet.Close
+}
+
+// OnClose detaches a miner's session (it waits out its grace period) or
+// schedules an upstream's redial.
+func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+	switch x := c.Context().(type) {
+	case *minerConn:
+		s.closeMiner(x)
+	case *upstream:
+		x.onClose(err)
+	}
+	return gnet.None
+}
+
+func (s *Server) closeMiner(mc *minerConn) {
+	if mc.state == stateClosed {
+		return
+	}
+	l := mc.loop
+	if i := mc.connIdx; i < len(l.conns) && l.conns[i] == mc {
+		last := len(l.conns) - 1
+		l.conns[i] = l.conns[last]
+		l.conns[i].connIdx = i
+		l.conns[last] = nil
+		l.conns = l.conns[:last]
+	}
+	if mc.up != nil {
+		mc.up.lists[l.idx].remove(mc)
+		mc.up = nil
+	}
+	mc.state = stateClosed
+	mc.closing = true
+	s.conns.Add(-1)
+	s.met.MinersConnected(-1)
+	if sess := mc.sess; sess != nil {
+		s.detach(sess)
+	}
+}
+
+// newSession creates a session with a fresh id and extranonce prefix.
+func (s *Server) newSession(mc *minerConn) *session {
+	k := s.cfg.prefixSize()
+	v := s.prefixCtr.Add(1) - 1
+	if k < 4 {
+		v &= 1<<(8*k) - 1
+	}
+	sess := &session{mc: mc}
+	sess.setLayout(v, k, s.cfg.extranonce2Size())
+	s.sessMu.Lock()
+	for {
+		sess.id = newSessionID()
+		if _, dup := s.sessions[sess.id]; !dup {
+			break
+		}
+	}
+	s.sessions[sess.id] = sess
+	s.sessMu.Unlock()
+	return sess
+}
+
+// detach starts a session's grace period.
+func (s *Server) detach(sess *session) {
+	s.sessMu.Lock()
+	sess.mc = nil
+	sess.graceUntil = time.Now().Add(s.cfg.sessionGrace())
+	s.grace[sess] = struct{}{}
+	s.sessMu.Unlock()
+	s.met.SessionsInGrace(1)
+	if sess.worker != nil {
+		sess.worker.SetUp(false)
+	}
+}
+
+// restore hands a detached session to mc, or returns nil when sid is
+// unknown, expired or still attached to a live connection.
+func (s *Server) restore(sid string, mc *minerConn) *session {
+	s.sessMu.Lock()
+	sess := s.sessions[sid]
+	if sess == nil || sess.mc != nil {
+		s.sessMu.Unlock()
+		return nil
+	}
+	sess.mc = mc
+	delete(s.grace, sess)
+	s.sessMu.Unlock()
+	s.met.SessionsInGrace(-1)
+	return sess
+}
+
+// OnTick runs the housekeeping: per-loop sweeps, grace expiry, share
+// timeouts and failback probes. It runs on gnet's ticker goroutine.
+func (s *Server) OnTick() (time.Duration, gnet.Action) {
+	now := time.Now()
+	for _, l := range s.loopSnapshot() {
+		l.post(event{kind: evSweep})
+	}
+	s.expireSessions(now)
+	s.upMu.Lock()
+	ups := make([]*upstream, 0, len(s.ups))
+	for up := range s.ups {
+		ups = append(ups, up)
+	}
+	s.upMu.Unlock()
+	for _, up := range ups {
+		up.sweep(now)
+	}
+	return s.cfg.tickInterval(), gnet.None
+}
+
+func (s *Server) expireSessions(now time.Time) {
+	var gone []*session
+	s.sessMu.Lock()
+	for sess := range s.grace {
+		if now.After(sess.graceUntil) {
+			delete(s.grace, sess)
+			delete(s.sessions, sess.id)
+			gone = append(gone, sess)
+		}
+	}
+	s.sessMu.Unlock()
+	for _, sess := range gone {
+		s.met.SessionsInGrace(-1)
+		if sess.up != nil {
+			sess.up.leave(sess)
+		}
+		if sess.worker != nil {
+			sess.worker.Close()
+		}
+	}
+}
+
+// sweep closes this loop's miners that missed a deadline and answers
+// authorizes that waited long enough for their upstream.
+func (l *loop) sweep() {
+	now := time.Now()
+	cfg := &l.srv.cfg
+	for _, mc := range l.conns {
+		switch {
+		case mc.closing:
+		case mc.state < stateAuthorizing && (mc.sess == nil || mc.sess.up == nil) &&
+			now.Sub(mc.opened) > cfg.handshakeTimeout():
+			mc.drop(dropHandshakeTimeout)
+		case now.Sub(mc.lastRead) > cfg.idleTimeout():
+			mc.drop(dropIdleTimeout)
+		case mc.state == stateAuthorizing && now.After(mc.authBy):
+			mc.authorized()
+		}
+	}
+}
+
+func (s *Server) rememberUpstream(up *upstream) {
+	s.upMu.Lock()
+	s.ups[up] = struct{}{}
+	s.upMu.Unlock()
+}
+
+func (s *Server) forgetUpstream(up *upstream) {
+	s.upMu.Lock()
+	delete(s.ups, up)
+	s.upMu.Unlock()
+}
+
+// after runs f on its own goroutine after d, unless the server stopped.
+func (s *Server) after(d time.Duration, f func()) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	time.AfterFunc(d, func() {
+		if s.ctx.Err() == nil {
+			f()
+		}
+	})
+}
+
+// Stats is a snapshot of the proxy's connection counts, for the API and
+// tests.
+type Stats struct {
+	Miners    int // connected miner sockets
+	Sessions  int // live and detached sessions
+	InGrace   int // detached sessions
+	Upstreams int // logical upstreams (connected or redialling)
+	Ready     int // upstreams logged in to their pool
+}
+
+// Stats returns current counts. Safe for concurrent use.
+func (s *Server) Stats() Stats {
+	st := Stats{Miners: int(s.conns.Load())}
+	s.sessMu.Lock()
+	st.Sessions, st.InGrace = len(s.sessions), len(s.grace)
+	s.sessMu.Unlock()
+	s.upMu.Lock()
+	st.Upstreams = len(s.ups)
+	for up := range s.ups {
+		if up.ready.Load() {
+			st.Ready++
+		}
+	}
+	s.upMu.Unlock()
+	return st
+}
+
+// gnetLogger routes gnet's own log lines into zerolog.
+type gnetLogger struct{ log zerolog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.log.Debug().Msgf(f, a...) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.log.Info().Msgf(f, a...) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.log.Warn().Msgf(f, a...) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.log.Error().Msgf(f, a...) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.log.Error().Msgf(f, a...) }
