@@ -135,7 +135,7 @@ func (c *Config) failbackInterval() time.Duration {
 	return orDur(c.FailbackInterval, 30*time.Second)
 }
 func (c *Config) tickInterval() time.Duration { return orDur(c.TickInterval, time.Second) }
-func (c *Config) userAgent() string         { return orStr(c.UserAgent, "stratum-proxy/"+Version) }
+func (c *Config) userAgent() string           { return orStr(c.UserAgent, "stratum-proxy/"+Version) }
 
 func orStr(v, def string) string {
 	if v == "" {

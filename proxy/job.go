@@ -29,7 +29,7 @@ type job struct {
 	prevhash, branches, version, nbits, ntime []byte
 	coinb1, coinb2, en1                       []byte
 
-	mu    sync.Mutex                          // serializes encoding only
+	mu    sync.Mutex                            // serializes encoding only
 	lines [maxPad + 1][2]atomic.Pointer[[]byte] // [pad][clean] -> notify line
 }
 

@@ -14,16 +14,16 @@ import (
 type eventKind uint8
 
 const (
-	evAnswer     eventKind = iota + 1 // write a pool's answer to a miner's submit (mc, id, ok, code, msg)
-	evNotify                          // fan a job out to this loop's members of up (up, job)
-	evLine                            // write one pre-encoded line to this loop's members of up (up, line)
-	evDifficulty                      // the pool's difficulty changed (up, f)
-	evVersionMask                     // the pool's version mask changed (up)
-	evUpReady                         // up logged in: answer waiting authorizes, send work (up)
-	evRelayout                        // up's extranonce layout changed: refit members (up)
-	evFlush                           // write up's queued submits to the pool (up; posted to up's loop)
-	evUpClose                         // close up's socket on its loop (up)
-	evSweep                           // housekeeping: timeouts on this loop's connections
+	evAnswer      eventKind = iota + 1 // write a pool's answer to a miner's submit (mc, id, ok, code, msg)
+	evNotify                           // fan a job out to this loop's members of up (up, job)
+	evLine                             // write one pre-encoded line to this loop's members of up (up, line)
+	evDifficulty                       // the pool's difficulty changed (up, f)
+	evVersionMask                      // the pool's version mask changed (up)
+	evUpReady                          // up logged in: answer waiting authorizes, send work (up)
+	evRelayout                         // up's extranonce layout changed: refit members (up)
+	evFlush                            // write up's queued submits to the pool (up; posted to up's loop)
+	evUpClose                          // close up's socket on its loop (up)
+	evSweep                            // housekeeping: timeouts on this loop's connections
 )
 
 // maxInlineID is the longest request id kept inline in an event; real miners

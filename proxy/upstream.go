@@ -79,23 +79,24 @@ type upstream struct {
 
 	mu sync.Mutex
 	// Guarded by mu.
-	state      upState
-	members    map[uint32]*session // by prefix value
-	k          int                 // prefix bytes of every member
-	n          int                 // the pool's extranonce2 size, 0 until known
-	en1        []byte              // the pool's extranonce1, hex
-	diff       float64             // pool difficulty in force
-	mask       uint32              // version-rolling mask granted by the pool
-	target     int                 // index into acct.targets being used
-	tried      int                 // targets tried in this round of failures
-	backoff    time.Duration
-	nextProbe  time.Time
-	pending    map[uint64]*pending
-	free       []*pending // recycled pending entries
-	nextID     uint64
-	out, spare []byte // submit lines queued for the pool's socket
-	armed      bool   // an evFlush is queued
-	everUp     bool
+	state        upState
+	members      map[uint32]*session // by prefix value
+	k            int                 // prefix bytes of every member
+	n            int                 // the pool's extranonce2 size, 0 until known
+	en1          []byte              // the pool's extranonce1, hex
+	diff         float64             // pool difficulty in force
+	mask         uint32              // version-rolling mask granted by the pool
+	target       int                 // index into acct.targets being used
+	tried        int                 // targets tried in this round of failures
+	backoff      time.Duration
+	redirectWait time.Duration // client.reconnect's wait before the next dial
+	nextProbe    time.Time
+	pending      map[uint64]*pending
+	free         []*pending // recycled pending entries
+	nextID       uint64
+	out, spare   []byte // submit lines queued for the pool's socket
+	armed        bool   // an evFlush is queued
+	everUp       bool
 
 	// Owned by the loop.
 	conn       gnet.Conn
@@ -303,9 +304,17 @@ func jitter(d time.Duration) time.Duration {
 
 // onOpen runs on up.loop when the socket is enrolled: start the handshake.
 func (up *upstream) onOpen(c gnet.Conn) {
+	up.mu.Lock()
+	if up.state == upClosed {
+		// The last member left while we dialled.
+		up.mu.Unlock()
+		_ = up.loop.el.Close(c)
+		return
+	}
 	up.conn = c
 	up.forceClean = true
-	up.mu.Lock()
+	// Jobs of an earlier connection carry its extranonce1: never reuse them.
+	up.jobs.Store(nil)
 	up.state = upHandshake
 	reconnect := up.everUp
 	pool := up.targetLocked().Pool
@@ -349,8 +358,13 @@ func (up *upstream) onClose(err error) {
 	}
 	up.log.Warn().Err(err).Str("pool", pool).Msg("pool connection lost")
 	up.mu.Lock()
-	up.backoff = min(max(up.backoff*2, up.srv.cfg.backoffMin()), up.srv.cfg.backoffMax())
-	delay := jitter(up.backoff)
+	var delay time.Duration
+	if up.redirectWait > 0 {
+		delay, up.redirectWait = up.redirectWait, 0
+	} else {
+		up.backoff = min(max(up.backoff*2, up.srv.cfg.backoffMin()), up.srv.cfg.backoffMax())
+		delay = jitter(up.backoff)
+	}
 	up.mu.Unlock()
 	up.srv.after(delay, up.dial)
 }
@@ -666,7 +680,7 @@ func (up *upstream) handleReconnect(m *codec.Message) {
 	}
 	up.log.Info().Dur("wait", wait).Msg("pool asked to reconnect")
 	up.mu.Lock()
-	up.backoff = wait
+	up.redirectWait = max(wait, time.Millisecond)
 	up.mu.Unlock()
 	up.closeConnLoop()
 }

@@ -1,0 +1,511 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratum-proxy/stratum-proxy/bench/miner"
+	"github.com/stratum-proxy/stratum-proxy/bench/poolsim"
+)
+
+// fastCfg shortens the housekeeping periods so timeouts show in tests.
+func fastCfg() Config {
+	return Config{
+		TickInterval:     50 * time.Millisecond,
+		BackoffMin:       50 * time.Millisecond,
+		BackoffMax:       200 * time.Millisecond,
+		DialTimeout:      time.Second,
+		FailbackInterval: 300 * time.Millisecond,
+	}
+}
+
+func ctx10(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestThousandMinersShareOneUpstream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 miners: skipped in -short")
+	}
+	const n = 1000
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{Difficulty: 1e-7})
+	name := h.user(p.Addr())
+
+	miners := make([]*miner.Miner, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, n)
+	for i := range miners {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m, err := miner.Dial(miner.Config{Addr: h.srv.Addr(), User: fmt.Sprintf("%s.rig%d", name, i), Password: "x", Timeout: 30 * time.Second})
+			if err != nil {
+				errs <- err
+				return
+			}
+			miners[i] = m
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			sh, err := m.Mine(ctx, 0)
+			if err != nil {
+				errs <- fmt.Errorf("miner %d mine: %w", i, err)
+				return
+			}
+			if ok, code, msg, err := m.Submit(ctx, sh); err != nil || !ok {
+				errs <- fmt.Errorf("miner %d submit: ok=%v code=%d %q err=%v", i, ok, code, msg, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for i, m := range miners {
+		defer m.Close()
+		en1 := fmt.Sprintf("%x", m.Extranonce1())
+		if j, dup := seen[en1]; dup {
+			t.Fatalf("miners %d and %d share extranonce1 %s", j, i, en1)
+		}
+		seen[en1] = i
+	}
+	st := p.Stats()
+	if st.Accepted != n || st.Submits != n {
+		t.Fatalf("pool accepted %d of %d submits, want %d (stats %+v)", st.Accepted, st.Submits, n, st)
+	}
+	if c := p.Conns(); c != 1 {
+		t.Fatalf("pool sees %d connections for one account, want 1", c)
+	}
+	if s := h.srv.Stats(); s.Upstreams != 1 || s.Miners != n {
+		t.Fatalf("proxy stats %+v, want 1 upstream and %d miners", s, n)
+	}
+}
+
+func TestConfigureBeforeSubscribeVersionRolling(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{VersionMask: 0x1fffe000})
+	name := h.user(p.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x", Configure: true, VersionMask: 0xffffffff})
+	if got := m.VersionMask(); got != 0x1fffe000 {
+		t.Fatalf("granted mask %08x, want 1fffe000", got)
+	}
+	for i := 0; i < 3; i++ {
+		mineOne(t, m)
+	}
+
+	// A pool that grants fewer bits: the miner is told the intersection.
+	h2 := newHarness(t, fastCfg())
+	p2 := h2.pool(poolsim.Config{VersionMask: 0x00ffe000})
+	m2 := h2.dial(miner.Config{User: h2.user(p2.Addr()), Password: "x", Configure: true, VersionMask: 0x1fffe000})
+	waitFor(t, "set_version_mask with the pool's intersection", func() bool { return m2.VersionMask() == 0x00ffe000 })
+	mineOne(t, m2)
+	if st := p2.Stats(); st.Accepted != 1 {
+		t.Fatalf("pool stats %+v", st)
+	}
+}
+
+func TestMinerWithoutExtranonceSubscribe(t *testing.T) {
+	// Pools giving 8 (ckpool) and 4 (node stratum-pool) extranonce2 bytes:
+	// a cpuminer-style miner mines without ever being disconnected.
+	for _, en2 := range []int{8, 4} {
+		t.Run(fmt.Sprintf("en2=%d", en2), func(t *testing.T) {
+			h := newHarness(t, fastCfg())
+			p := h.pool(poolsim.Config{Extranonce2Size: en2})
+			m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+			for i := 0; i < 3; i++ {
+				mineOne(t, m)
+			}
+			if r := m.Reconnects(); r != 0 {
+				t.Fatalf("miner saw %d reconnect requests", r)
+			}
+		})
+	}
+}
+
+func TestSmallPoolExtranonceRelayout(t *testing.T) {
+	// ckpool in proxy mode gives 3 bytes: k+m=4 does not fit.
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{Extranonce2Size: 3})
+	name := h.user(p.Addr())
+
+	// A miner that subscribed to extranonce changes is told the new layout.
+	m := h.dial(miner.Config{User: name, Password: "x", ExtranonceSubscribe: true})
+	waitFor(t, "set_extranonce", func() bool { return len(m.Extranonce1()) == 1 && m.Extranonce2Size() == 2 })
+	mineOne(t, m)
+
+	// One that did not is disconnected once, and comes back with its
+	// session id to the new layout.
+	m2, err := miner.Dial(miner.Config{Addr: h.srv.Addr(), User: name, Password: "x", Timeout: 5 * time.Second})
+	if err == nil {
+		sid := m2.SessionID()
+		waitFor(t, "disconnect", func() bool { return m2.Closed() })
+		m2 = h.dial(miner.Config{User: name, Password: "x", SessionID: sid})
+	} else {
+		t.Logf("first dial ended early: %v", err)
+		t.FailNow()
+	}
+	if len(m2.Extranonce1()) != 1 || m2.Extranonce2Size() != 2 {
+		t.Fatalf("restored layout en1=%x en2size=%d", m2.Extranonce1(), m2.Extranonce2Size())
+	}
+	mineOne(t, m2)
+	if st := p.Stats(); st.Accepted != 2 || st.Submits != 2 {
+		t.Fatalf("pool stats %+v", st)
+	}
+}
+
+func TestRestoreWithinGrace(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	mineOne(t, m)
+	sid, en1, diff := m.SessionID(), m.Extranonce1(), m.Difficulty()
+	m.Close()
+	waitFor(t, "session in grace", func() bool { return h.srv.Stats().InGrace == 1 })
+
+	m2 := h.dial(miner.Config{User: name, Password: "x", SessionID: sid})
+	if m2.SessionID() != sid || !bytes.Equal(m2.Extranonce1(), en1) {
+		t.Fatalf("restored session %s en1 %x, want %s %x", m2.SessionID(), m2.Extranonce1(), sid, en1)
+	}
+	// The last job and difficulty come at once, not at the pool's next notify.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := m2.WaitJob(ctx); err != nil {
+		t.Fatalf("no cached job after restore: %v", err)
+	}
+	if m2.Difficulty() != diff {
+		t.Fatalf("difficulty %v after restore, want %v", m2.Difficulty(), diff)
+	}
+	mineOne(t, m2)
+	if c := p.Conns(); c != 1 {
+		t.Fatalf("pool connections %d, want the same single upstream", c)
+	}
+}
+
+func TestRestoreAfterGrace(t *testing.T) {
+	cfg := fastCfg()
+	cfg.SessionGrace = 300 * time.Millisecond
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	mineOne(t, m)
+	sid := m.SessionID()
+	m.Close()
+	waitFor(t, "session expiry and upstream close", func() bool {
+		s := h.srv.Stats()
+		return s.Sessions == 0 && s.Upstreams == 0
+	})
+	waitFor(t, "pool connection closed", func() bool { return p.Conns() == 0 })
+	m2 := h.dial(miner.Config{User: name, Password: "x", SessionID: sid})
+	if m2.SessionID() == sid {
+		t.Fatal("an expired session was restored")
+	}
+	mineOne(t, m2)
+}
+
+func TestRestoreWithAnotherUserMovesPool(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	pa := h.pool(poolsim.Config{})
+	pb := h.pool(poolsim.Config{})
+	a, b := h.user(pa.Addr()), h.user(pb.Addr())
+	m := h.dial(miner.Config{User: a, Password: "x"})
+	mineOne(t, m)
+	sid := m.SessionID()
+	m.Close()
+	waitFor(t, "grace", func() bool { return h.srv.Stats().InGrace == 1 })
+	m2 := h.dial(miner.Config{User: b, Password: "x", SessionID: sid})
+	mineOne(t, m2)
+	mineOne(t, m2)
+	if sa, sb := pa.Stats(), pb.Stats(); sa.Accepted != 1 || sb.Accepted != 2 {
+		t.Fatalf("pool A accepted %d (want 1), pool B %d (want 2)", sa.Accepted, sb.Accepted)
+	}
+	waitFor(t, "pool A released", func() bool { return pa.Conns() == 0 })
+}
+
+func TestRedialFailoverFailback(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	primary := h.pool(poolsim.Config{})
+	backup := h.pool(poolsim.Config{})
+	name := h.user(primary.Addr(), backup.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	mineOne(t, m)
+
+	// A dropped connection is redialled; the miner stays and gets new work.
+	primary.DropConnections()
+	waitFor(t, "redial to primary", func() bool { return primary.Conns() == 1 && h.srv.Stats().Ready == 1 })
+	mineOne(t, m)
+
+	// The primary dies: fail over to the backup within seconds.
+	addr := primary.Addr()
+	primary.Close()
+	start := time.Now()
+	waitFor(t, "failover to backup", func() bool { return backup.Conns() == 1 && h.srv.Stats().Ready == 1 })
+	t.Logf("failover took %v", time.Since(start))
+	mineOne(t, m)
+	if backup.Stats().Accepted != 1 {
+		t.Fatalf("backup stats %+v", backup.Stats())
+	}
+
+	// The primary returns: fail back.
+	back, err := poolsim.Start(poolsim.Config{Addr: addr, Difficulty: testDiff})
+	if err != nil {
+		t.Fatalf("restart primary on %s: %v", addr, err)
+	}
+	h.pools = append(h.pools, back)
+	waitFor(t, "failback to primary", func() bool { return back.Conns() == 1 && h.srv.Stats().Ready == 1 })
+	waitFor(t, "backup released", func() bool { return backup.Conns() == 0 })
+	mineOne(t, m)
+	if back.Stats().Accepted != 1 {
+		t.Fatalf("primary after failback: %+v", back.Stats())
+	}
+	if m.Closed() {
+		t.Fatal("the miner was disconnected by pool failover")
+	}
+}
+
+func TestPoolRejectionsReachMiner(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	ctx := ctx10(t)
+
+	sh, err := m.Mine(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, _, err := m.Submit(ctx, sh); !ok || err != nil {
+		t.Fatalf("first submit: %v %v", ok, err)
+	}
+	if ok, code, _, _ := m.Submit(ctx, sh); ok || code != 22 {
+		t.Fatalf("duplicate: ok=%v code=%d, want 22", ok, code)
+	}
+
+	old, err := m.Mine(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Notify(true)
+	waitFor(t, "clean job", func() bool { j, _ := m.WaitJob(ctx); return j != nil && j.ID != old.JobID })
+	if ok, code, _, _ := m.Submit(ctx, old); ok || code != 21 {
+		t.Fatalf("stale: ok=%v code=%d, want 21", ok, code)
+	}
+
+	p.SetDifficulty(1)
+	p.Notify(true)
+	waitFor(t, "difficulty 1", func() bool { return m.Difficulty() == 1 })
+	low, err := m.Mine(ctx, 1e-12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, code, _, _ := m.Submit(ctx, low); ok || code != 23 {
+		t.Fatalf("low difficulty: ok=%v code=%d, want 23", ok, code)
+	}
+}
+
+func TestSameIDPipelinedSubmits(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x", SubmitID: 4})
+	ctx := ctx10(t)
+	var shares []miner.Share
+	for len(shares) < 5 {
+		sh, err := m.Mine(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, sh)
+	}
+	var wg sync.WaitGroup
+	res := make(chan bool, len(shares))
+	for _, sh := range shares {
+		wg.Add(1)
+		go func(sh miner.Share) {
+			defer wg.Done()
+			ok, _, _, err := m.Submit(ctx, sh)
+			res <- ok && err == nil
+		}(sh)
+	}
+	wg.Wait()
+	close(res)
+	for ok := range res {
+		if !ok {
+			t.Fatal("a pipelined submit with a repeated id was not accepted")
+		}
+	}
+	if st := p.Stats(); st.Accepted != 5 {
+		t.Fatalf("pool stats %+v", st)
+	}
+}
+
+// rawConn is a line-level client for bad-input tests.
+type rawConn struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func (h *harness) raw() *rawConn {
+	c, err := net.Dial("tcp", h.srv.Addr())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return &rawConn{t: h.t, c: c, r: bufio.NewReaderSize(c, 64<<10)}
+}
+
+func (r *rawConn) send(s string) {
+	r.t.Helper()
+	if _, err := r.c.Write([]byte(s)); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rawConn) line() string {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	s, err := r.r.ReadString('\n')
+	if err != nil {
+		r.t.Fatalf("read: %v (got %q)", err, s)
+	}
+	return s
+}
+
+// expectClosed reads until EOF, failing if the proxy keeps the socket open.
+func (r *rawConn) expectClosed() {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := r.c.Read(buf); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				r.t.Fatal("connection still open")
+			}
+			return
+		}
+	}
+}
+
+func TestUnknownUserClosed(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	h.pool(poolsim.Config{})
+	r := h.raw()
+	r.send(`{"id":1,"method":"mining.subscribe","params":["x"]}` + "\n")
+	r.line()
+	r.send(`{"id":2,"method":"mining.authorize","params":["0123456789abcdef","x"]}` + "\n")
+	if l := r.line(); !strings.Contains(l, `"id":2`) || !strings.Contains(l, "[24,") {
+		t.Fatalf("answer %q, want error 24", l)
+	}
+	r.expectClosed()
+}
+
+func TestBadInputKeepsConnection(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	r := h.raw()
+	for _, bad := range []string{"garbage", `{"id":1,`, `[1,2,3]`, `{"id":{},"method":"x"}`, "\x00\xff"} {
+		r.send(bad + "\n")
+		if l := r.line(); !strings.Contains(l, `"error":[`) {
+			t.Fatalf("bad line %q answered %q", bad, l)
+		}
+	}
+	r.send("\r\n\n")
+	r.send(`{"id":7,"method":"mining.frobnicate","params":[]}` + "\n")
+	if l := r.line(); !strings.Contains(l, `"id":7`) || !strings.Contains(l, "unknown method") {
+		t.Fatalf("unknown method answered %q", l)
+	}
+	r.send(`{"id":1,"method":"mining.subscribe","params":["raw/1"]}` + "\r\n")
+	if l := r.line(); !strings.Contains(l, "mining.notify") {
+		t.Fatalf("subscribe after garbage answered %q", l)
+	}
+	r.send(`{"id":2,"method":"mining.authorize","params":["` + name + `","x"]}` + "\n")
+	if l := r.line(); !strings.Contains(l, `"result":true`) {
+		t.Fatalf("authorize answered %q", l)
+	}
+	// An oversized line closes this connection only.
+	r.send(strings.Repeat("a", 20<<10) + "\n")
+	r.expectClosed()
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	mineOne(t, m)
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	cfg := fastCfg()
+	cfg.HandshakeTimeout = 200 * time.Millisecond
+	h := newHarness(t, cfg)
+	r := h.raw()
+	r.send(`{"id":1,"method":"mining.subscribe","params":["slow"]}` + "\n")
+	r.line()
+	r.expectClosed()
+}
+
+func TestSlowMinerDropped(t *testing.T) {
+	cfg := fastCfg()
+	cfg.MaxOutbound = 16 << 10
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	good := h.dial(miner.Config{User: name, Password: "x"})
+
+	c, err := net.Dial("tcp", h.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(c, `{"id":1,"method":"mining.subscribe","params":["never-reads"]}`+"\n")
+	fmt.Fprintf(c, `{"id":2,"method":"mining.authorize","params":["%s","x"]}`+"\n", name)
+	waitFor(t, "two miners", func() bool { return h.srv.Stats().Miners == 2 })
+	deadline := time.Now().Add(20 * time.Second)
+	for h.srv.Stats().Miners == 2 && time.Now().Before(deadline) {
+		for i := 0; i < 200; i++ {
+			p.Notify(false)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.srv.Stats().Miners != 1 {
+		t.Fatal("a miner that never reads was not dropped")
+	}
+	var buf bytes.Buffer
+	h.met.WritePrometheus(&buf)
+	if !strings.Contains(buf.String(), `reason="slow_reader"} 1`) {
+		t.Fatalf("no slow_reader drop counted:\n%s", grep(buf.String(), "dropped"))
+	}
+	mineOne(t, good) // the healthy miner is unaffected
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
