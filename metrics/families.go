@@ -1,0 +1,56 @@
+package metrics
+
+// family is one metric family of the exposition: its name, TYPE and HELP text.
+// docs/METRICS.md documents the same families with labels and PromQL.
+type family struct {
+	name string
+	typ  string // counter, gauge, histogram, summary or untyped
+	help string // one line, no backslash: written as is
+}
+
+// The proxy's families, in exposition order. Label sets are part of the product: dashboards of
+// the original depend on the proxy_worker_* and proxy_pool_up/divider ones.
+var (
+	famMinersConnected    = family{"proxy_miners_connected", "gauge", "Miner connections currently open."}
+	famUpstreamsConnected = family{"proxy_upstreams_connected", "gauge", "Pool connections currently established."}
+	famSessionsInGrace    = family{"proxy_sessions_in_grace", "gauge", "Miner sessions whose connection closed and which wait, within the grace period, to be restored."}
+	famMinersDropped      = family{"proxy_miners_dropped_total", "counter", "Miner connections closed by the proxy, by reason."}
+	famUpstreamReconnects = family{"proxy_upstream_reconnects_total", "counter", "Redials of a pool after its connection was lost."}
+	famNotifyFanout       = family{"proxy_notify_fanout_seconds", "histogram", "Time from a pool's mining.notify arriving to it being queued to every miner of the upstream connection."}
+	famShareRTT           = family{"proxy_share_rtt_seconds", "histogram", "Time from forwarding a share to the pool to receiving the pool's answer."}
+
+	famPoolUp          = family{"proxy_pool_up", "gauge", "1 while the proxy holds a connection to the pool, 0 otherwise."}
+	famPoolDivider     = family{"proxy_pool_divider", "gauge", "Difficulty divider of the pool's algorithm: hashrate = 2^32 * rate(sum of difficulty/divider)."}
+	famPoolSpeed       = family{"proxy_pool_speed", "gauge", "Hashrate in hashes per second sent to the pool by connected workers, over the hashrate window; sum of proxy_worker_speed."}
+	famPoolAccepted    = family{"proxy_pool_accepted_total", "counter", "Shares accepted by the pool, including those of workers that are gone."}
+	famPoolOneAccepted = family{"proxy_pool_one_accepted_total", "counter", "Sum of difficulty/divider over shares accepted by the pool; rate(...) * 2^32 is its hashrate in hashes per second."}
+
+	famAlgAccepted    = family{"proxy_algorithm_accepted_total", "counter", "Shares accepted by pools of the algorithm, including those of workers that are gone."}
+	famAlgOneAccepted = family{"proxy_algorithm_one_accepted_total", "counter", "Sum of difficulty/divider over accepted shares of the algorithm; rate(...) * 2^32 is its hashrate in hashes per second."}
+
+	famUserSpeed       = family{"proxy_user_speed", "gauge", "Hashrate in hashes per second of the user's connected workers on the pool, over the hashrate window; sum of proxy_worker_speed."}
+	famUserAccepted    = family{"proxy_user_accepted_total", "counter", "Shares of the user accepted by the pool, including those of workers that are gone."}
+	famUserOneAccepted = family{"proxy_user_one_accepted_total", "counter", "Sum of difficulty/divider over the user's accepted shares; rate(...) * 2^32 is the user's hashrate in hashes per second."}
+	famSharesRejected  = family{"proxy_shares_rejected_total", "counter", "Shares of the user rejected, by reason: stale, duplicate, low_difficulty, pool_error, pool_timeout (by the pool) or proxy_check (by the proxy)."}
+
+	// The original's names: the four counters lack the _total suffix, which promtool reports
+	// and dashboards require.
+	famWorkerUp          = family{"proxy_worker_up", "gauge", "1 while the miner's session is connected, 0 while it waits in the restore grace period; the series goes when the session ends."}
+	famWorkerSended      = family{"proxy_worker_sended", "counter", "Shares of the worker forwarded to the pool."}
+	famWorkerOneSended   = family{"proxy_worker_one_sended", "counter", "Sum of difficulty/divider over shares of the worker forwarded to the pool."}
+	famWorkerAccepted    = family{"proxy_worker_accepted", "counter", "Shares of the worker accepted by the pool."}
+	famWorkerOneAccepted = family{"proxy_worker_one_accepted", "counter", "Sum of difficulty/divider over shares of the worker accepted by the pool; rate(...) * 2^32 is its hashrate in hashes per second."}
+	famWorkerSpeed       = family{"proxy_worker_speed", "gauge", "Hashrate of the worker in hashes per second: 2^32 * sum(difficulty/divider) of shares accepted in the hashrate window (5 minutes) / window, recomputed every minute."}
+	famWorkerDifficulty  = family{"proxy_worker_difficulty", "gauge", "Current share difficulty of the worker's session."}
+)
+
+// proxyFamilies lists the families above in exposition order; tests and docs check against it.
+var proxyFamilies = [...]*family{
+	&famMinersConnected, &famUpstreamsConnected, &famSessionsInGrace, &famMinersDropped,
+	&famUpstreamReconnects, &famNotifyFanout, &famShareRTT,
+	&famPoolUp, &famPoolDivider, &famPoolSpeed, &famPoolAccepted, &famPoolOneAccepted,
+	&famAlgAccepted, &famAlgOneAccepted,
+	&famUserSpeed, &famUserAccepted, &famUserOneAccepted, &famSharesRejected,
+	&famWorkerUp, &famWorkerSended, &famWorkerOneSended, &famWorkerAccepted, &famWorkerOneAccepted,
+	&famWorkerSpeed, &famWorkerDifficulty,
+}

@@ -1,0 +1,44 @@
+package metrics
+
+// Reason is why a share was rejected; its String is the `reason` label of
+// proxy_shares_rejected_total. The set is fixed so that the label's cardinality is.
+type Reason uint8
+
+// Rejection reasons. Stale, Duplicate and LowDifficulty are the pool's stratum error codes 21, 22
+// and 23; PoolError is any other error the pool answered (or a lost pool connection);
+// PoolTimeout is a share the pool never answered; ProxyCheck is a share the proxy refused itself
+// without sending it upstream.
+const (
+	ReasonStale Reason = iota
+	ReasonDuplicate
+	ReasonLowDifficulty
+	ReasonPoolError
+	ReasonPoolTimeout
+	ReasonProxyCheck
+
+	numReasons = iota
+)
+
+var reasonNames = [numReasons]string{
+	ReasonStale:         "stale",
+	ReasonDuplicate:     "duplicate",
+	ReasonLowDifficulty: "low_difficulty",
+	ReasonPoolError:     "pool_error",
+	ReasonPoolTimeout:   "pool_timeout",
+	ReasonProxyCheck:    "proxy_check",
+}
+
+// String returns the label value of r, e.g. "low_difficulty".
+// A Reason outside the declared set reads "pool_error", the reason it is counted under.
+func (r Reason) String() string {
+	return reasonNames[r.index()]
+}
+
+// index maps r into [0, numReasons): an undeclared Reason is counted as ReasonPoolError rather
+// than panicking on the share path.
+func (r Reason) index() int {
+	if r >= numReasons {
+		return int(ReasonPoolError)
+	}
+	return int(r)
+}

@@ -1,0 +1,219 @@
+package metrics
+
+import (
+	"math"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// hashesPerDiff1 is the expected number of hashes per share at difficulty 1 on sha256d
+// (PROTOCOL.md section 5); other algorithms scale it through the divider.
+const hashesPerDiff1 = 1 << 32
+
+// Worker is one miner session's series: proxy_worker_up, proxy_worker_sended,
+// proxy_worker_one_sended, proxy_worker_accepted, proxy_worker_one_accepted, proxy_worker_speed
+// and proxy_worker_difficulty, plus its share of the per-user, per-pool and per-algorithm totals.
+//
+// Create it with Registry.NewWorker when the miner authorizes, end it with Close.
+//
+// Worker is safe for concurrent use. Sent, Accepted, Rejected, SetDifficulty and SetUp do not
+// allocate and touch only this worker's memory with atomics: no lock, nothing shared with other
+// workers, so event loops never contend. A nil *Worker ignores every call.
+type Worker struct {
+	// Static after NewWorker.
+	r       *Registry
+	labels  string // `worker="..",user="..",hash="..",pool=".."`, escaped, without proxy
+	upLen   int    // labels[:upLen] is `worker="..",user=".."`, the label set of proxy_worker_up
+	divider float64
+	born    time.Time
+	grp     *group
+
+	// Written by the hot methods from any goroutine; atomics only.
+	sent        atomic.Uint64
+	oneSent     atomicFloat
+	accepted    atomic.Uint64
+	oneAccepted atomicFloat
+	rejected    [numReasons]atomic.Uint64
+	difficulty  atomicFloat
+	down        atomic.Bool // true during the restore grace; the zero value reads "up"
+	ring        ring
+
+	// Written by Tick (under r.mu), read atomically by WritePrometheus.
+	speed atomicFloat
+
+	// Guarded by r.mu.
+	idx int // position in r.workers; -1 once closed
+}
+
+// NewWorker registers the series of a miner session and returns it, up.
+//
+// addr is the miner's ip:port. rigName is the part after the first '.' of the miner's authorize
+// user name (see RigName), "" when it has none; it is the `worker` label when
+// Config.WorkerLabel is "name", cut to Config.MaxLabelLen bytes. user is the issued user name,
+// hash the algorithm (the `hash` label, e.g. "sha256"), pool the pool's host:port, and divider
+// the algorithm's difficulty divider (1 for sha256d, 65536 for scrypt); a divider that is not
+// positive and finite counts as 1.
+//
+// Two live workers never share a label set: when the `worker` value is taken (two rigs with
+// one name, or a miner reconnecting from the same ip:port while its old session waits out its
+// grace), the new one gets a suffix "#2", "#3", ...
+//
+// NewWorker takes the registry's lock; it is meant for session setup, not for every share.
+func (r *Registry) NewWorker(addr, rigName, user, hash, pool string, divider float64) *Worker {
+	if r == nil {
+		return nil
+	}
+	name := cleanLabel(addr, 0)
+	if r.cfg.byName() {
+		if rig := cleanLabel(rigName, r.maxLabel); rig != "" {
+			name = rig
+		}
+	}
+	if !(divider > 0) || math.IsInf(divider, 1) {
+		divider = 1
+	}
+	user, hash, pool = cleanLabel(user, 0), cleanLabel(hash, 0), cleanLabel(pool, 0)
+	w := &Worker{
+		r:       r,
+		divider: divider,
+		born:    r.now(),
+		ring:    newRing(r.slots),
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b []byte
+	for i := 1; ; i++ {
+		v := name
+		if i > 1 {
+			v = name + "#" + strconv.Itoa(i)
+		}
+		b = appendLabel(b[:0], "worker", v)
+		b = append(b, ',')
+		b = appendLabel(b, "user", user)
+		if _, taken := r.live[string(b)]; !taken {
+			break
+		}
+	}
+	w.upLen = len(b)
+	b = append(b, ',')
+	b = appendLabel(b, "hash", hash)
+	b = append(b, ',')
+	b = appendLabel(b, "pool", pool)
+	w.labels = string(b)
+	w.grp = r.groupLocked(user, hash, pool)
+	w.idx = len(r.workers)
+	r.workers = append(r.workers, w)
+	r.live[w.upLabels()] = w
+	return w
+}
+
+func (w *Worker) upLabels() string { return w.labels[:w.upLen] }
+
+// Sent counts a share forwarded upstream, mined at difficulty diff: the difficulty of the job the
+// share was mined on, not the session's current one.
+func (w *Worker) Sent(diff float64) {
+	if w == nil {
+		return
+	}
+	w.sent.Add(1)
+	w.oneSent.Add(w.one(diff))
+}
+
+// Accepted counts a share the pool accepted, mined at difficulty diff (the job's difficulty), and
+// adds diff/divider to the hashrate window.
+func (w *Worker) Accepted(diff float64) {
+	if w == nil {
+		return
+	}
+	one := w.one(diff)
+	w.accepted.Add(1)
+	w.oneAccepted.Add(one)
+	w.ring.add(one)
+}
+
+// one returns diff/divider, or 0 for a difficulty that is not positive and finite, so that a
+// bogus difficulty from a pool can neither make a counter go down nor poison it with NaN.
+func (w *Worker) one(diff float64) float64 {
+	if !(diff > 0) || math.IsInf(diff, 1) {
+		return 0
+	}
+	return diff / w.divider
+}
+
+// Rejected counts a rejected share under reason. It is counted only in
+// proxy_shares_rejected_total, which keeps it after the worker is closed.
+func (w *Worker) Rejected(reason Reason) {
+	if w == nil {
+		return
+	}
+	w.rejected[reason.index()].Add(1)
+}
+
+// SetDifficulty sets proxy_worker_difficulty, the session's current difficulty.
+func (w *Worker) SetDifficulty(diff float64) {
+	if w == nil {
+		return
+	}
+	w.difficulty.Store(diff)
+}
+
+// SetUp sets proxy_worker_up: true (the default) while the miner is connected, false while its
+// session waits in the restore grace period. The series are removed by Close when the grace
+// period ends without a restore.
+func (w *Worker) SetUp(up bool) {
+	if w == nil {
+		return
+	}
+	w.down.Store(!up)
+}
+
+// Close removes every series of w in O(1): a swap-remove from the registry's worker slice and a
+// map delete. Its counts stay in the per-user, per-pool and per-algorithm totals, and its
+// hashrate leaves proxy_user_speed and proxy_pool_speed at the next Tick.
+//
+// Close is idempotent. Calls on w after Close are harmless and invisible.
+func (w *Worker) Close() {
+	if w == nil {
+		return
+	}
+	r := w.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w.idx < 0 {
+		return
+	}
+	w.load(&w.grp.retired)
+	last := r.workers[len(r.workers)-1]
+	r.workers[w.idx] = last
+	last.idx = w.idx
+	r.workers[len(r.workers)-1] = nil // let the closed worker be collected
+	r.workers = r.workers[:len(r.workers)-1]
+	delete(r.live, w.upLabels())
+	w.idx = -1
+}
+
+// totals are the counts that outlive workers, kept per (user, hash, pool).
+type totals struct {
+	accepted    uint64
+	oneAccepted float64
+	rejected    [numReasons]uint64
+}
+
+func (t *totals) add(o *totals) {
+	t.accepted += o.accepted
+	t.oneAccepted += o.oneAccepted
+	for i := range t.rejected {
+		t.rejected[i] += o.rejected[i]
+	}
+}
+
+// load adds w's current counts to t.
+func (w *Worker) load(t *totals) {
+	t.accepted += w.accepted.Load()
+	t.oneAccepted += w.oneAccepted.Load()
+	for i := range w.rejected {
+		t.rejected[i] += w.rejected[i].Load()
+	}
+}
