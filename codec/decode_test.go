@@ -56,7 +56,7 @@ func TestDecodeTranscripts(t *testing.T) {
 func TestDecode(t *testing.T) {
 	type want struct {
 		id, method, params, result, error string // "<nil>" for nil
-		isResponse, hasID                         bool
+		isResponse, hasID                 bool
 	}
 	const none = "<nil>"
 	str := func(b []byte) string {

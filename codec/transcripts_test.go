@@ -214,3 +214,5 @@ func checkMessage(tb testing.TB, line []byte, m *Message) {
 		tb.Errorf("Method %q aliases neither the line nor the Message's buffer", m.Method)
 	}
 }
+
+var jsonUnmarshal = json.Unmarshal
