@@ -40,7 +40,7 @@ func NextLine(buf []byte, max int) (line []byte, n int, err error) {
 	for n < len(buf) {
 		rest := buf[n:]
 		window := rest
-		if len(window) > max+1 {
+		if len(window) > max { // not max+1, which overflows for max == MaxInt
 			window = window[:max+1]
 		}
 		i := bytes.IndexByte(window, '\n')

@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -106,5 +107,12 @@ func TestNextLineTranscripts(t *testing.T) {
 				t.Fatalf("framed %d of %d lines, %d bytes left", got, len(lines), len(buf))
 			}
 		})
+	}
+}
+
+func TestNextLineHugeMax(t *testing.T) {
+	line, n, err := NextLine([]byte("abc\n"), math.MaxInt)
+	if string(line) != "abc" || n != 4 || err != nil {
+		t.Fatalf("NextLine with max MaxInt = %q, %d, %v", line, n, err)
 	}
 }
