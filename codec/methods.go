@@ -21,7 +21,7 @@ package codec
 //	client.reconnect        [host?, port?, wait_s?]
 //	client.show_message     [text]
 //	client.get_version      (a request: answer "name/version")
-//	mining.ping             (a request: answer "pong" or true)
+//	mining.ping             (a request with an id; ckpool sends it, minerd never answers)
 //
 // Later dialects sharing the port: EthereumStratum/1.0.0 (NiceHash) reuses
 // the mining.* names; ETHProxy uses eth_submitLogin, eth_getWork,

@@ -21,8 +21,8 @@ type fakeConn struct {
 }
 
 func (f *fakeConn) Write(b []byte) (int, error) { f.n += len(b); return len(b), nil }
-func (f *fakeConn) OutboundBuffered() int        { return 0 }
-func (f *fakeConn) RemoteAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+func (f *fakeConn) OutboundBuffered() int       { return 0 }
+func (f *fakeConn) RemoteAddr() net.Addr        { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
 
 // inlineLoop runs Execute'd work at once, standing in for gnet's loop.
 type inlineLoop struct{ gnet.EventLoop }
