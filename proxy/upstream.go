@@ -353,8 +353,8 @@ func (up *upstream) onClose(err error) {
 	for _, p := range failed {
 		up.answer(p, false, codec.CodeOther, "pool connection lost", metrics.ReasonPoolError)
 	}
-	if closed {
-		return
+	if closed || up.srv.ctx.Err() != nil {
+		return // the last member left, or the proxy is stopping
 	}
 	up.log.Warn().Err(err).Str("pool", pool).Msg("pool connection lost")
 	up.mu.Lock()
