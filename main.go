@@ -46,6 +46,8 @@ type options struct {
 	dbPath      string
 	metricsTag  string
 	workerLabel string
+	window      time.Duration
+	step        time.Duration
 	logLevel    string
 	logFormat   string
 
@@ -90,6 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.dbPath, "db.path", "./data/proxy.db", "bbolt database file (created on first start)")
 	fs.StringVar(&o.metricsTag, "metrics.tag", "", "value of the `proxy` label (default: the bound stratum address)")
 	fs.StringVar(&o.workerLabel, "metrics.worker-label", "addr", "value of the `worker` label: addr (miner ip:port) or name (rig name)")
+	fs.DurationVar(&o.window, "metrics.window", 5*time.Minute, "hashrate window of proxy_worker_speed")
+	fs.DurationVar(&o.step, "metrics.step", time.Minute, "how often proxy_worker_speed is recomputed")
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log.format", "console", "log format: console or json")
 	fs.StringVar(&p.Mode, "upstream.mode", proxy.ModeSplit, "upstream mode: split (shared upstreams) or passthrough (one per miner)")
@@ -158,7 +162,7 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 
 	// The `proxy` label defaults to the bound stratum address, known only
 	// after binding; the registry takes its tag before any series exists.
-	reg := metrics.New(metrics.Config{WorkerLabel: o.workerLabel})
+	reg := metrics.New(metrics.Config{WorkerLabel: o.workerLabel, Window: o.window, Step: o.step})
 	cfg := o.proxy
 	cfg.Addr = o.stratumAddr
 	cfg.Store = st

@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratum-proxy/stratum-proxy/bench/miner"
+	"github.com/stratum-proxy/stratum-proxy/bench/poolsim"
+)
+
+// binPath is the stratum-proxy binary built once for these tests.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stratum-proxy-bin")
+	if err != nil {
+		panic(err)
+	}
+	binPath = filepath.Join(dir, "stratum-proxy")
+	if out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// needTool returns the path of an installed program, skipping the test
+// when it is absent, except under CI=true where its absence is a failure.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (CI=true requires it: apt-get install prometheus)", name)
+		}
+		t.Skipf("%s is not installed; install Debian's prometheus package to run this test", name)
+	}
+	return p
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proxyProc is the real binary serving on loopback.
+type proxyProc struct {
+	stratum, web string
+	cmd          *exec.Cmd
+	logs         *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCLI(t *testing.T, db string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(binPath, append([]string{"--db.path", db}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("stratum-proxy %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func startProxy(t *testing.T, db string, extra ...string) *proxyProc {
+	t.Helper()
+	web := freePort(t)
+	args := append([]string{"--db.path", db, "--stratum.addr", "127.0.0.1:0", "--web.addr", web,
+		"--log.format", "json", "--log.level", "debug", "--metrics.tag", "it"}, extra...)
+	cmd := exec.Command(binPath, args...)
+	logs := &syncBuffer{}
+	pr, pw := io.Pipe()
+	cmd.Stderr = io.MultiWriter(logs, pw)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proxyProc{web: web, cmd: cmd, logs: logs}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("proxy exit: %v\n%s", err, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("proxy did not stop on SIGINT")
+		}
+		pw.Close()
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var rec struct{ Message, Stratum string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Message == "stratum-proxy serving" {
+				found <- rec.Stratum
+			}
+		}
+	}()
+	select {
+	case p.stratum = <-found:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("proxy did not start:\n%s", logs.String())
+	}
+	go io.Copy(io.Discard, pr)
+	return p
+}
+
+func (p *proxyProc) post(t *testing.T, body string) (int, map[string]string) {
+	t.Helper()
+	resp, err := http.Post("http://"+p.web+"/api/v1/users", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("answer is not JSON: %v", err)
+	}
+	return resp.StatusCode, out
+}
+
+func (p *proxyProc) scrape(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.web + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// setup starts a validating pool simulator, adds it with the pool
+// subcommand, starts the binary and registers a user through the API.
+func setup(t *testing.T, extra ...string) (*proxyProc, *poolsim.Server, string) {
+	t.Helper()
+	pool, err := poolsim.Start(poolsim.Config{Difficulty: 1e-6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	db := filepath.Join(t.TempDir(), "proxy.db")
+	runCLI(t, db, "pool", "add", pool.Addr(), "sha256")
+	if out := runCLI(t, db, "pool", "list"); !strings.Contains(out, pool.Addr()) {
+		t.Fatalf("pool list lacks the new pool:\n%s", out)
+	}
+	p := startProxy(t, db, extra...)
+	code, ans := p.post(t, fmt.Sprintf(`{"pool":%q,"user":"acct","password":"s3cret-pw"}`, pool.Addr()))
+	if code != http.StatusCreated || len(ans["name"]) != 16 {
+		t.Fatalf("register: %d %v", code, ans)
+	}
+	return p, pool, ans["name"]
+}
+
+func mine(t *testing.T, addr, user string, shares int) *miner.Miner {
+	t.Helper()
+	m, err := miner.Dial(miner.Config{Addr: addr, User: user, Password: "x", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < shares; i++ {
+		sh, err := m.Mine(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, code, msg, err := m.Submit(ctx, sh); !ok || err != nil {
+			t.Fatalf("share: %v %d %s %v", ok, code, msg, err)
+		}
+	}
+	return m
+}
+
+func TestBinaryRegistersMinesAndExports(t *testing.T) {
+	p, pool, name := setup(t)
+	// Registering the same account again gives the same name.
+	code, ans := p.post(t, fmt.Sprintf(`{"pool":%q,"user":"acct","password":"s3cret-pw"}`, pool.Addr()))
+	if code != http.StatusOK || ans["name"] != name {
+		t.Fatalf("re-register: %d %v", code, ans)
+	}
+	for _, bad := range []string{`{"pool":"nowhere.example:1","user":"a","password":"x"}`, `{"user":"a"}`, `{not json`} {
+		if code, ans := p.post(t, bad); code < 400 || code > 499 || ans["error"] == "" || ans["name"] != "" {
+			t.Fatalf("bad registration %s answered %d %v", bad, code, ans)
+		}
+	}
+	m := mine(t, p.stratum, name+".rig7", 3)
+	defer m.Close()
+	if pool.Stats().Accepted != 3 {
+		t.Fatalf("pool stats %+v", pool.Stats())
+	}
+	text := p.scrape(t)
+	for _, want := range []string{
+		`proxy_worker_accepted{proxy="it",worker="`,
+		`proxy_worker_up{proxy="it",worker="`,
+		`proxy_pool_up{proxy="it",hash="sha256",pool="` + pool.Addr() + `"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(text, "s3cret-pw") || strings.Contains(p.logs.String(), "s3cret-pw") {
+		t.Fatal("the pool password leaked into /metrics or the logs")
+	}
+}
+
+// TestPromtoolChecksLiveScrape runs promtool on /metrics with a miner
+// connected: only the four original counter names may be flagged.
+func TestPromtoolChecksLiveScrape(t *testing.T) {
+	promtool := needTool(t, "promtool")
+	p, _, name := setup(t)
+	m := mine(t, p.stratum, name, 2)
+	defer m.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(p.scrape(t))
+	out, _ := cmd.CombinedOutput()
+	allowed := []string{"proxy_worker_sended", "proxy_worker_one_sended", "proxy_worker_accepted", "proxy_worker_one_accepted"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			if strings.HasPrefix(line, a+" ") && strings.Contains(line, "_total") {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("promtool: %s", line)
+		}
+	}
+}
+
+// TestPrometheusScrapesWorkerSeries starts a real Prometheus scraping the
+// proxy every second and waits until it has a mining worker's accepted
+// counter and hashrate.
+func TestPrometheusScrapesWorkerSeries(t *testing.T) {
+	prom := needTool(t, "prometheus")
+	p, _, name := setup(t, "--metrics.window", "10s", "--metrics.step", "1s")
+	m := mine(t, p.stratum, name, 5)
+	defer m.Close()
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: proxy\n    static_configs:\n      - targets: [%q]\n", p.web)), 0o644)
+	promAddr := freePort(t)
+	cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr)
+	var plog syncBuffer
+	cmd.Stdout, cmd.Stderr = &plog, &plog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+
+	query := func(q string) float64 {
+		resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(q))
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Data struct {
+				Result []struct {
+					Value [2]any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&r) != nil || len(r.Data.Result) == 0 {
+			return -1
+		}
+		var v float64
+		fmt.Sscan(fmt.Sprint(r.Data.Result[0].Value[1]), &v)
+		return v
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	accepted, speed := -1.0, -1.0
+	for time.Now().Before(deadline) {
+		accepted = query(fmt.Sprintf(`proxy_worker_accepted{user=%q}`, name))
+		speed = query(fmt.Sprintf(`proxy_worker_speed{user=%q}`, name))
+		if accepted >= 5 && speed > 0 {
+			t.Logf("Prometheus sees proxy_worker_accepted=%v proxy_worker_speed=%v H/s", accepted, speed)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("Prometheus never saw the worker: accepted=%v speed=%v\n%s", accepted, speed, plog.String())
+}
