@@ -162,7 +162,11 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 
 	// The `proxy` label defaults to the bound stratum address, known only
 	// after binding; the registry takes its tag before any series exists.
-	reg := metrics.New(metrics.Config{WorkerLabel: o.workerLabel, Window: o.window, Step: o.step})
+	mcfg := metrics.Config{WorkerLabel: o.workerLabel, Window: o.window, Step: o.step}
+	if err := mcfg.Validate(); err != nil {
+		return err
+	}
+	reg := metrics.New(mcfg)
 	cfg := o.proxy
 	cfg.Addr = o.stratumAddr
 	cfg.Store = st
