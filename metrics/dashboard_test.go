@@ -139,7 +139,7 @@ func TestDocsList(t *testing.T) {
 			t.Errorf("docs/METRICS.md does not list rejection reason %s", r)
 		}
 	}
-	for _, r := range DropReasons {
+	for _, r := range dropReasons {
 		if !strings.Contains(doc, "`"+r+"`") {
 			t.Errorf("docs/METRICS.md does not list drop reason %s", r)
 		}

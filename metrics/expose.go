@@ -182,8 +182,8 @@ func (e *expo) proxy(r *Registry, s *snap) {
 
 	e.header(&famMinersDropped)
 	var reason []byte
-	for i := range DropReasons {
-		reason = appendLabel(reason[:0], "reason", DropReasons[i])
+	for i := range dropReasons {
+		reason = appendLabel(reason[:0], "reason", dropReasons[i])
 		e.uint(&famMinersDropped, string(reason), r.drops[i].Load())
 	}
 	for _, d := range s.extraDrops {

@@ -31,7 +31,7 @@ type Registry struct {
 	miners    atomic.Int64
 	upstreams atomic.Int64
 	inGrace   atomic.Int64
-	drops     [len(DropReasons)]atomic.Uint64
+	drops     [len(dropReasons)]atomic.Uint64
 	fanout    histogram
 	rtt       histogram
 
@@ -317,8 +317,8 @@ const (
 	DropShutdown         = "shutdown"          // the proxy stopped
 )
 
-// DropReasons lists the declared drop reasons in exposition order. Do not modify it.
-var DropReasons = [...]string{
+// dropReasons lists the declared drop reasons in exposition order.
+var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown,
 }
@@ -335,8 +335,8 @@ func (r *Registry) Dropped(reason string) {
 	if r == nil {
 		return
 	}
-	for i := range DropReasons {
-		if DropReasons[i] == reason {
+	for i := range dropReasons {
+		if dropReasons[i] == reason {
 			r.drops[i].Add(1)
 			return
 		}

@@ -318,7 +318,7 @@ func TestRegistryEvents(t *testing.T) {
 	r.UpstreamReconnect("a:1")
 	r.UpstreamReconnect("a:1")
 	r.UpstreamReconnect("b:1")
-	for _, d := range DropReasons {
+	for _, d := range dropReasons {
 		r.Dropped(d)
 	}
 	r.Dropped(DropShutdown)
@@ -345,8 +345,8 @@ func TestRegistryEvents(t *testing.T) {
 	f("proxy_miners_dropped_total", map[string]string{"reason": "slow_reader"}, 1)
 	f("proxy_miners_dropped_total", map[string]string{"reason": "new_0"}, 1)
 	f("proxy_miners_dropped_total", map[string]string{"reason": "other"}, 6) // 5 over the cap + the long one
-	if n := len(x.find("proxy_miners_dropped_total", nil)); n != len(DropReasons)+maxExtraDrops+1 {
-		t.Errorf("%d drop series, want %d", n, len(DropReasons)+maxExtraDrops+1)
+	if n := len(x.find("proxy_miners_dropped_total", nil)); n != len(dropReasons)+maxExtraDrops+1 {
+		t.Errorf("%d drop series, want %d", n, len(dropReasons)+maxExtraDrops+1)
 	}
 	// Without workers there are no per-user, per-pool totals or worker families.
 	for _, name := range []string{"proxy_pool_speed", "proxy_user_speed", "proxy_worker_up"} {
