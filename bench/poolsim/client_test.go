@@ -191,9 +191,11 @@ func (c *client) mine(diff float64, meets bool, vbits, mask uint32) share {
 	binary.BigEndian.PutUint64(ctr[:], c.en2ctr)
 	copy(en2, ctr[max(0, 8-c.en2Size):])
 	var ch pow.Checker
+	root := ch.MerkleRoot(c.job, c.en1, en2)
+	hdr := pow.Header(c.job, &root, c.job.NTime, 0, pow.RollVersion(c.job.Version, vbits, mask))
 	for nonce := uint32(0); ; nonce++ {
-		h := ch.Hash(c.job, c.en1, en2, c.job.NTime, nonce, vbits, mask)
-		if pow.MeetsTarget(h, target) == meets {
+		pow.PutNonce(&hdr, nonce)
+		if pow.MeetsTarget(pow.HeaderHash(&hdr), target) == meets {
 			return share{job: c.job, en2: en2, ntime: c.job.NTime, nonce: nonce, vbits: vbits, hasV: mask != 0}
 		}
 		if nonce == 1<<28 {

@@ -362,7 +362,7 @@ func TestNotifyInterval(t *testing.T) {
 
 func TestManyConcurrentMiners(t *testing.T) {
 	s := startPool(t, poolsim.Config{Difficulty: testDiff, MerkleBranches: 3})
-	const n, shares = 10, 3
+	const n, shares = 20, 5
 	var wg sync.WaitGroup
 	cs := make([]*client, n)
 	for i := range cs {
