@@ -158,7 +158,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	// registration acknowledged to a client survives kill -9 and power loss.
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.timeout()})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w (waited %s; is another stratum-proxy running?)", path, ErrLocked, opts.timeout())
+		return nil, fmt.Errorf("%w: %s (waited %s; is another stratum-proxy running?)", ErrLocked, path, opts.timeout())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -202,8 +202,8 @@ func (db *DB) init(keyPath string) error {
 		return fmt.Errorf("store: open %s: %w", db.path, err)
 	}
 	if schema > SchemaVersion {
-		return fmt.Errorf("store: open %s: %w: file has schema %d, this binary supports up to %d; run a newer stratum-proxy",
-			db.path, ErrSchemaTooNew, schema, SchemaVersion)
+		return fmt.Errorf("%w: %s has schema %d, this binary supports up to %d; run a newer stratum-proxy",
+			ErrSchemaTooNew, db.path, schema, SchemaVersion)
 	}
 
 	var master []byte
@@ -212,7 +212,7 @@ func (db *DB) init(keyPath string) error {
 		// sealed them, so never invent a new one here.
 		master, err = readKeyFile(keyPath)
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("store: open %s: %w: key file %s is missing (restore it from backup)", db.path, ErrKeyMismatch, keyPath)
+			return fmt.Errorf("%w: %s: key file %s is missing (restore it from backup)", ErrKeyMismatch, db.path, keyPath)
 		}
 	} else {
 		master, err = loadOrCreateKey(keyPath)
@@ -224,12 +224,17 @@ func (db *DB) init(keyPath string) error {
 		return fmt.Errorf("store: open %s: %w", db.path, err)
 	}
 	if len(check) > 0 && string(check) != string(db.keys.check()) {
-		return fmt.Errorf("store: open %s: %w: %s was not the key used to create it", db.path, ErrKeyMismatch, keyPath)
+		return fmt.Errorf("%w: %s: %s is not the key it was created with", ErrKeyMismatch, db.path, keyPath)
 	}
 
 	if schema == 0 {
 		if err := db.bolt.Update(db.initTx); err != nil {
 			return fmt.Errorf("store: open %s: initialise: %w", db.path, err)
+		}
+		// Make the new file's directory entry durable too, not only its
+		// contents (bbolt syncs the file, not the directory).
+		if err := syncDir(filepath.Dir(db.path)); err != nil {
+			return fmt.Errorf("store: open %s: %w", db.path, err)
 		}
 	}
 	snap, err := db.load()
