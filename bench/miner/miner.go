@@ -647,6 +647,10 @@ func (m *Miner) SessionID() string {
 }
 
 // Difficulty returns the latest mining.set_difficulty (1 before any).
+// It changes as soon as set_difficulty is read, before the notify that
+// usually follows it: to wait for work at a new difficulty, wait for a
+// Job whose Difficulty is the new one (WaitJob), or a share mined now may
+// be on the previous job.
 func (m *Miner) Difficulty() float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -111,7 +111,10 @@ func TestDuplicateStaleLow(t *testing.T) {
 	}
 	p.SetDifficulty(1)
 	p.Notify(true)
-	for m.Difficulty() != 1 {
+	// Wait for the job sent after the change, not just set_difficulty:
+	// the notify follows it on the wire, and a share on the older job
+	// would be stale (21) instead.
+	for j, _ := m.WaitJob(ctx); j.Difficulty != 1; j, _ = m.WaitJob(ctx) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if _, ok, code := mineSubmit(t, m, 1e-12); ok || code != 23 {
