@@ -271,16 +271,18 @@ func (s *Server) newSession(mc *minerConn) *session {
 }
 
 // detach starts a session's grace period.
+// Everything the closing loop does to the session happens before it is
+// handed to the restore table: from then on another loop may own it.
 func (s *Server) detach(sess *session) {
+	if sess.worker != nil {
+		sess.worker.SetUp(false)
+	}
+	s.met.SessionsInGrace(1)
 	s.sessMu.Lock()
 	sess.mc = nil
 	sess.graceUntil = time.Now().Add(s.cfg.sessionGrace())
 	s.grace[sess] = struct{}{}
 	s.sessMu.Unlock()
-	s.met.SessionsInGrace(1)
-	if sess.worker != nil {
-		sess.worker.SetUp(false)
-	}
 }
 
 // restore hands a detached session to mc, or returns nil when sid is
@@ -354,6 +356,8 @@ func (l *loop) sweep() {
 			mc.drop(dropHandshakeTimeout)
 		case now.Sub(mc.lastRead) > cfg.idleTimeout():
 			mc.drop(dropIdleTimeout)
+		case mc.mustRelay && mc.state == stateMining && now.After(mc.relayBy):
+			mc.relay() // never sent mining.extranonce.subscribe: reconnect once
 		case mc.state == stateAuthorizing && now.After(mc.authBy):
 			mc.authorized()
 		}

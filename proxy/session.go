@@ -111,8 +111,15 @@ type minerConn struct {
 	granted    uint32 // mask currently granted to the miner
 	badLines   int
 	closing    bool
-	mustRelay  bool // the layout changed before the miner learnt it
+	mustRelay  bool      // the layout changed before the miner learnt it
+	relayBy    time.Time // drop a miner still owing a relayout by then
 }
+
+// relayWait is how long an authorized miner whose layout must change may
+// take to send mining.extranonce.subscribe: real miners (cpuminer-opt,
+// cpuminer-multi) send it right after the authorize answer, within
+// milliseconds.
+const relayWait = time.Second
 
 func (mc *minerConn) setState(st connState) {
 	if mc.state == st {
@@ -220,12 +227,14 @@ func (mc *minerConn) handleLine(line []byte) {
 	case codec.MethodConfigure:
 		mc.handleConfigure(m)
 	case codec.MethodExtranonceSubscribe:
-		if mc.sess != nil {
-			mc.sess.xnsub = true
-		} else {
-			mc.ensureSession().xnsub = true
-		}
+		mc.ensureSession().xnsub = true
 		mc.replyResult(m.ID, trueResult)
+		if mc.mustRelay && mc.state == stateMining {
+			// The authorize answer went out while the layout was pending.
+			mc.mustRelay = false
+			mc.relay()
+			mc.sendWork(true)
+		}
 	case codec.MethodSuggestDifficulty:
 		// Miners of one upstream share the pool's difficulty; per-miner
 		// difficulty is a later feature. Acknowledge and carry on.
@@ -537,10 +546,14 @@ func (mc *minerConn) authorized() {
 	s.authorized = true
 	mc.setState(stateMining)
 	if mc.mustRelay {
-		mc.mustRelay = false
-		if !mc.relay() {
+		if !s.xnsub {
+			// Wait for mining.extranonce.subscribe, which real miners send
+			// after this answer; no work until the layout is settled.
+			mc.relayBy = time.Now().Add(relayWait)
 			return
 		}
+		mc.mustRelay = false
+		mc.relay()
 	}
 	if !wasMining {
 		mc.sendWork(true)
@@ -550,12 +563,12 @@ func (mc *minerConn) authorized() {
 // relay tells the miner its new extranonce layout: mining.set_extranonce
 // when it subscribed to it, otherwise it is disconnected once so that it
 // comes back with its session id and gets the layout at subscribe time.
-func (mc *minerConn) relay() bool {
+func (mc *minerConn) relay() {
 	s := mc.sess
 	if !s.xnsub {
 		mc.log.Info().Msg("pool needs a new extranonce layout; reconnecting miner once")
 		mc.drop(dropRelayout)
-		return false
+		return
 	}
 	l := mc.loop
 	l.tmp = codec.AppendHexString(append(l.tmp[:0], '['), s.prefix)
@@ -564,7 +577,6 @@ func (mc *minerConn) relay() bool {
 	l.tmp = append(l.tmp, ']')
 	l.wbuf = codec.AppendNotification(l.wbuf[:0], codec.MethodSetExtranonce, l.tmp)
 	mc.write(l.wbuf)
-	return true
 }
 
 // refit runs when the upstream's pool layout changed (a new connection or
@@ -587,8 +599,11 @@ func (mc *minerConn) refit() {
 	if fits {
 		return
 	}
-	if mc.state == stateMining {
+	if mc.state == stateMining && !mc.mustRelay {
 		mc.relay()
+		if s.xnsub {
+			mc.sendWork(false) // the current job, in the new layout's padding
+		}
 	} else {
 		mc.mustRelay = true
 	}

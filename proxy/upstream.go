@@ -872,7 +872,7 @@ func (up *upstream) probePrimary(addr string) {
 func (up *upstream) fanoutNotify(l *loop, j *job) {
 	items := up.lists[l.idx].items
 	for _, mc := range items {
-		if mc.state != stateMining {
+		if mc.state != stateMining || mc.mustRelay {
 			continue
 		}
 		mc.sess.lastJob = j
