@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
@@ -75,10 +76,12 @@ const checkEvery = 1 << 10
 // Mine searches nonces on the latest job until a share meets diff, or,
 // when diff is 0, the job's difficulty or the current one, whichever is
 // higher (so the share is valid whichever a pool applies). Each call starts
-// on a new extranonce2 (a counter, big-endian in the job's extranonce2
-// size), so successive shares differ; with version rolling the version
-// bits are that counter spread over the granted mask. When a newer job
-// arrives during the search, Mine moves to it. Calls are serialized.
+// on a new extranonce2 (a counter from a random start, big-endian in the
+// job's extranonce2 size) at a random nonce, so successive shares differ,
+// also between two Miners given the same extranonce1 (session restore);
+// with version rolling the version bits are that counter spread over the
+// granted mask. When a newer job arrives during the search, Mine moves to
+// it. Calls are serialized.
 func (m *Miner) Mine(ctx context.Context, diff float64) (Share, error) {
 	m.searchMu.Lock()
 	defer m.searchMu.Unlock()
@@ -98,7 +101,10 @@ func (m *Miner) Mine(ctx context.Context, diff float64) (Share, error) {
 		}
 		if job.Extranonce2Size > 0 || m.nonce == 0 {
 			m.en2Ctr++
-			m.nonce = 0
+			// A random start: two Miners on the same extranonce1 and job (a
+			// restored session, a replayed test) must not find the same
+			// shares.
+			m.nonce = rand.Uint32()
 		}
 		en2 := make([]byte, job.Extranonce2Size)
 		var ctr [8]byte
@@ -111,7 +117,6 @@ func (m *Miner) Mine(ctx context.Context, diff float64) (Share, error) {
 		vbits := deposit(m.en2Ctr, mask)
 		root := m.checker.MerkleRoot(&job.Job, job.Extranonce1, en2)
 		hdr := pow.Header(&job.Job, &root, job.NTime, 0, pow.RollVersion(job.Version, vbits, mask))
-		newer := false
 		for n := m.nonce; ; n++ {
 			pow.PutNonce(&hdr, n)
 			h := pow.HeaderHash(&hdr)
@@ -129,19 +134,16 @@ func (m *Miner) Mine(ctx context.Context, diff float64) (Share, error) {
 					return Share{}, err
 				}
 				if j := m.latest.Load(); j != job {
-					job, newer = j, true
+					job = j
 					break
 				}
 			}
 			if n == math.MaxUint32 {
-				m.nonce = 0
-				m.en2Ctr++ // nonce space exhausted: next extranonce2
+				m.nonce = 0 // nonce space exhausted: next extranonce2
 				break
 			}
 		}
-		if newer {
-			m.nonce = 0
-		}
+
 	}
 }
 

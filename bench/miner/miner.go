@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -108,7 +109,7 @@ type Miner struct {
 	nextID int        // guarded by wmu
 
 	mu         sync.Mutex // guards the fields below
-	pending    map[string][]chan response
+	pending    map[string][]pendingCall
 	en1        []byte
 	en2Size    int
 	sid        string
@@ -127,6 +128,12 @@ type Miner struct {
 	en2Ctr   uint64
 	nonce    uint32
 	checker  pow.Checker
+}
+
+// pendingCall is a request waiting for its answer.
+type pendingCall struct {
+	method string
+	ch     chan response // buffered: the reader never blocks on it
 }
 
 type response struct {
@@ -159,10 +166,11 @@ func Dial(cfg Config) (*Miner, error) {
 		cfg:       cfg,
 		nc:        nc,
 		done:      make(chan struct{}),
-		pending:   make(map[string][]chan response),
+		pending:   make(map[string][]pendingCall),
 		diff:      1, // stratum's difficulty before any set_difficulty
 		jobCh:     make(chan struct{}),
 		unmatched: make(chan string, unmatchedLen),
+		en2Ctr:    rand.Uint64(),
 	}
 	go m.readLoop()
 	if err := m.handshake(); err != nil {
@@ -179,20 +187,10 @@ func (m *Miner) handshake() error {
 		p := []byte(`[["version-rolling"],{"version-rolling.mask":"`)
 		p = pow.AppendHex32(p, m.cfg.VersionMask)
 		p = append(p, `","version-rolling.min-bit-count":2}]`...)
-		r, err := m.request(ctx, codec.MethodConfigure, p, 0)
-		if err != nil {
+		// The granted mask is applied by the reader (see dispatch); a pool
+		// without BIP310 answers an error, which only means no rolling.
+		if _, err := m.request(ctx, codec.MethodConfigure, p, 0); err != nil {
 			return err
-		}
-		if !r.isErr {
-			if v, ok := codec.ObjectField(r.result, "version-rolling"); ok && string(v) == "true" {
-				if raw, ok := codec.ObjectField(r.result, "version-rolling.mask"); ok {
-					if mask, err := codec.ParseUint32Hex(raw); err == nil {
-						m.mu.Lock()
-						m.mask = mask
-						m.mu.Unlock()
-					}
-				}
-			}
 		}
 	}
 
@@ -207,10 +205,7 @@ func (m *Miner) handshake() error {
 		err = rejected(codec.MethodSubscribe, r)
 	}
 	if err != nil {
-		return err
-	}
-	if err := m.parseSubscribe(r.result); err != nil {
-		return err
+		return err // including a bad result, see dispatch
 	}
 
 	p = codec.AppendStringS([]byte{'['}, m.cfg.User)
@@ -243,7 +238,21 @@ func rejected(method string, r response) error {
 	return nil
 }
 
-// parseSubscribe reads [subscriptions, extranonce1, extranonce2_size].
+// parseConfigure applies a mining.configure result's version-rolling mask.
+func (m *Miner) parseConfigure(res []byte) {
+	if v, ok := codec.ObjectField(res, "version-rolling"); !ok || string(v) != "true" {
+		return
+	}
+	if raw, ok := codec.ObjectField(res, "version-rolling.mask"); ok {
+		if mask, err := codec.ParseUint32Hex(raw); err == nil {
+			m.mu.Lock()
+			m.mask = mask
+			m.mu.Unlock()
+		}
+	}
+}
+
+// parseSubscribe applies [subscriptions, extranonce1, extranonce2_size].
 func (m *Miner) parseSubscribe(res []byte) error {
 	p, err := codec.SplitArray(res, nil)
 	if err != nil || len(p) < 3 {
@@ -314,7 +323,7 @@ func (m *Miner) send(method string, params []byte, id int) (chan response, error
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
-	m.pending[key] = append(m.pending[key], ch)
+	m.pending[key] = append(m.pending[key], pendingCall{method, ch})
 	m.mu.Unlock()
 	line := codec.AppendRequest(nil, []byte(key), method, params)
 	_ = m.nc.SetWriteDeadline(time.Now().Add(m.cfg.Timeout))
@@ -430,9 +439,9 @@ func (m *Miner) readLoop() {
 	pending := m.pending
 	m.pending = nil
 	m.mu.Unlock()
-	for _, chs := range pending {
-		for _, ch := range chs {
-			ch <- response{err: ErrClosed}
+	for _, calls := range pending {
+		for _, pc := range calls {
+			pc.ch <- response{err: ErrClosed}
 		}
 	}
 	close(m.done)
@@ -449,18 +458,18 @@ func (m *Miner) dispatch(msg *codec.Message, line []byte) {
 	if msg.Method == nil {
 		m.mu.Lock()
 		key := string(msg.ID)
-		chs := m.pending[key]
-		var ch chan response
-		if len(chs) > 0 {
-			ch = chs[0]
-			if len(chs) == 1 {
+		calls := m.pending[key]
+		var pc pendingCall
+		if len(calls) > 0 {
+			pc = calls[0]
+			if len(calls) == 1 {
 				delete(m.pending, key)
 			} else {
-				m.pending[key] = chs[1:]
+				m.pending[key] = calls[1:]
 			}
 		}
 		m.mu.Unlock()
-		if ch == nil {
+		if pc.ch == nil {
 			m.unmatch(line)
 			return
 		}
@@ -471,7 +480,17 @@ func (m *Miner) dispatch(msg *codec.Message, line []byte) {
 				r.code = codec.CodeOther
 			}
 		}
-		ch <- r
+		// The layout and mask take effect here, in the reader, so that a
+		// notify right behind the answer (a restored session's cached job)
+		// is built with them.
+		switch {
+		case r.isErr:
+		case pc.method == codec.MethodSubscribe:
+			r.err = m.parseSubscribe(r.result)
+		case pc.method == codec.MethodConfigure:
+			m.parseConfigure(r.result)
+		}
+		pc.ch <- r
 		return
 	}
 	method := string(msg.Method)
