@@ -25,10 +25,13 @@ var latencyBuckets = [...]float64{
 // would share for every share answer (ShareRTT). Its bucket layout is the same, and
 // metrics.ValidateBuckets checks latencyBuckets in the tests.
 //
-// Why stripes: even without a lock, one set of counters is one contended cache line for all
-// loops (BenchmarkShare: ~135 ns per share on 2 CPUs with one stripe, ~20 with 8). observe has
-// no caller identity to pick a stripe by, but the low bits of a measured duration in
-// nanoseconds are noise, so a hash of the duration spreads callers evenly.
+// Why stripes: even without a lock, one set of counters is one cache line that every event loop
+// writes per share, and cache-line ping-pong grows with the number of cores (gnet runs one loop
+// per core). observe has no caller identity to pick a stripe by, but the low bits of a measured
+// duration in nanoseconds are noise, so a hash of the duration spreads callers over stripes.
+// BenchmarkShareRTT on 2 CPUs: one stripe 18-25 ns per observation, 8 stripes 13.8 ns, the same
+// as on one CPU (13 ns), i.e. no contention left; more cores only widen the gap. The cost is
+// 1.5 KB per histogram and a sum over stripes per scrape.
 //
 // The zero value is ready to use. Safe for concurrent use.
 type histogram struct {

@@ -187,7 +187,8 @@ func (r *Registry) run(stop <-chan struct{}, done chan<- struct{}) {
 // one share in a few seconds. proxy_user_speed and proxy_pool_speed are the sums of their
 // workers' speeds.
 //
-// Tick holds the registry's lock for O(workers); 20,000 workers take about a millisecond.
+// Tick holds the registry's lock for O(workers), without allocating: 20,000 workers take
+// about 0.4 ms (BenchmarkTick20000Workers).
 func (r *Registry) Tick(now time.Time) {
 	if r == nil {
 		return
