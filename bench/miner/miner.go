@@ -75,6 +75,7 @@ type Error struct {
 	Message string
 }
 
+// Error formats the refused method, code and message.
 func (e *Error) Error() string {
 	return fmt.Sprintf("miner: %s rejected: %d %s", e.Method, e.Code, e.Message)
 }

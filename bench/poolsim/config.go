@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/stratum-proxy/stratum-proxy/proxy/pow"
 )
 
 // Config configures a simulated pool. The zero Config is a usable pool on
@@ -153,7 +155,8 @@ func (c *Config) validate() error {
 	if n := c.en2Size(); n < 1 || n > maxExtranonceSize {
 		return fmt.Errorf("%w: extranonce2 size %d not in 1..%d", errConfig, n, maxExtranonceSize)
 	}
-	if d := c.difficulty(); !(d > 0) || d > 1e300 {
+	// Above Diff1 the target is below 1: no share could ever be accepted.
+	if d := c.difficulty(); !(d > 0) || d > pow.Diff1 {
 		return fmt.Errorf("%w: difficulty %g", errConfig, d)
 	}
 	if c.MerkleBranches > maxBranches {

@@ -83,9 +83,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.connSeq
 	s.mu.Unlock()
 	return &conn{
-		s:   s,
-		id:  id,
-		nc:  nc,
+		s:  s,
+		id: id,
+		nc: nc,
+		// A random high half, so ids differ between simulator runs (a
+		// proxy must not restore a session id of a previous pool process),
+		// and the connection counter in the low 32 bits.
 		sid: strconv.FormatUint(uint64(s.sidTag)<<32|id&0xffffffff, 16),
 		br:  bufio.NewReaderSize(nc, readBufSize),
 	}

@@ -33,8 +33,10 @@ func main() {
 // hexFlag is a uint32 flag written in hex, like stratum's version masks.
 type hexFlag uint32
 
+// String implements flag.Value.
 func (h *hexFlag) String() string { return fmt.Sprintf("%08x", uint32(*h)) }
 
+// Set implements flag.Value.
 func (h *hexFlag) Set(s string) error {
 	v, err := strconv.ParseUint(s, 16, 32)
 	*h = hexFlag(v)
