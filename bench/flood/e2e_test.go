@@ -201,3 +201,69 @@ func TestDurationStopWithPendingAnswers(t *testing.T) {
 		t.Fatalf("shares %+v drain %v", sh, sum.DrainS)
 	}
 }
+
+// TestPoolRequests: the flood follows set_extranonce (a new extranonce2
+// size), answers pings and get_version, counts reconnects and messages,
+// and every share it mines stays valid throughout.
+func TestPoolRequests(t *testing.T) {
+	pool := startPool(t, poolsim.Config{Difficulty: 1e-6, Extranonce2Size: 8})
+	const miners = 20
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var authorized, accepted atomic.Int64
+	type result struct {
+		sum *Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := Run(ctx, Config{
+			Target:              pool.Addr(),
+			Miners:              miners,
+			ExtranonceSubscribe: true,
+			Mode:                ModeValid,
+			Rate:                5,
+			Duration:            30 * time.Second,
+			ExtraFDs:            miners,
+			ProgressInterval:    20 * time.Millisecond,
+			Progress: func(p Progress) {
+				authorized.Store(p.Authorized)
+				accepted.Store(p.Accepted)
+			},
+		})
+		done <- result{sum, err}
+	}()
+	if !waitFor(10*time.Second, func() bool { return authorized.Load() == miners && accepted.Load() > 0 }) {
+		t.Fatalf("authorized %d accepted %d", authorized.Load(), accepted.Load())
+	}
+	if err := pool.SetExtranonce(3); err != nil {
+		t.Fatal(err)
+	}
+	pool.BroadcastLine([]byte(`{"id":42,"method":"mining.ping","params":[]}`))
+	pool.BroadcastLine([]byte(`{"id":"v1","method":"client.get_version","params":[]}`))
+	pool.BroadcastLine([]byte(`{"id":null,"method":"client.show_message","params":["hello"]}`))
+	pool.BroadcastLine([]byte(`{"id":7,"method":"mining.frobnicate","params":[]}`))
+	pool.Reconnect("", 0, 0)
+	before := accepted.Load()
+	if !waitFor(10*time.Second, func() bool { return accepted.Load() > before+miners }) {
+		t.Fatalf("no shares after set_extranonce: %d", accepted.Load())
+	}
+	cancel()
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	sum := res.sum
+	msg := sum.Messages
+	if msg.SetExtranonce != miners || msg.Pings != miners || msg.GetVersion != miners || msg.ShowMessage != miners ||
+		msg.Reconnects != miners || msg.Unknown != miners || msg.ProtocolErrors != 0 {
+		t.Fatalf("messages %+v", msg)
+	}
+	sh := sum.Shares
+	if sh.Rejected != 0 || sh.Accepted != sh.Sent || sh.Unanswered != 0 {
+		t.Fatalf("shares %+v", sh)
+	}
+	if st := pool.Stats(); st.Rejected != 0 || st.Accepted != uint64(sh.Accepted) {
+		t.Fatalf("pool stats %+v", st)
+	}
+}

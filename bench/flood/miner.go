@@ -423,7 +423,13 @@ func (m *miner) handleSetExtranonce(msg *codec.Message) error {
 	if err != nil || len(p) < 2 {
 		return errBadParams
 	}
-	return m.setExtranonce(p[0], p[1])
+	if err := m.setExtranonce(p[0], p[1]); err != nil {
+		return err
+	}
+	// The new layout applies from the next job on: shares of the current
+	// one would be built with the wrong extranonce.
+	m.job = nil
+	return nil
 }
 
 func (m *miner) handleSetVersionMask(msg *codec.Message) error {
