@@ -74,6 +74,24 @@
 // Setting Config.Logger replaces gnet's process-wide default logger, which
 // other gnet engines in the same process (an in-process proxy) also use.
 //
+// # Measured
+//
+// On the 2-core development box (hard fd limit 20,000), the pool simulator
+// in its own process (go run ./bench/cmd/poolsim -addr 127.0.0.1:39533
+// -diff 1e-10 -notify 10s -mask 1fffe000) and
+//
+//	go run ./bench/cmd/flood --target 127.0.0.1:39533 --miners 18000 \
+//	    --sources 127.0.0.2-127.0.0.9 --user NAME.rig%d --rate 0.2 \
+//	    --duration 60s --configure --extranonce-subscribe
+//
+// held 18,000 miners (ramp 1.06 s, no connect errors or disconnects) in
+// 46.6 MB RSS at about 10% of one core: 214,722 shares, all accepted
+// (~3,600/s), answer latency p50 0.18 ms, p99 12.3 ms; notify fan-out to
+// all 18,000 miners p50 47 ms, max 105 ms (the simulator's goroutine per
+// connection sets that spread). At --rate 1: 18,000 shares/s, all
+// accepted, p50 0.67 ms, p99 25 ms. 19,500 miners also fit (fd_need
+// 19,834).
+//
 // # Command
 //
 // bench/cmd/flood wraps Run: flags map one to one onto Config fields
