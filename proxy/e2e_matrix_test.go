@@ -144,7 +144,9 @@ func TestSmallPoolExtranonceRelayout(t *testing.T) {
 
 	// A miner that subscribed to extranonce changes is told the new layout.
 	m := h.dial(miner.Config{User: name, Password: "x", ExtranonceSubscribe: true})
-	waitFor(t, "set_extranonce", func() bool { return len(m.Extranonce1()) == 1 && m.Extranonce2Size() == 2 })
+	waitJob(t, m, "a job in the set_extranonce layout", func(j *miner.Job) bool {
+		return len(j.Extranonce1) == 1 && j.Extranonce2Size == 2
+	})
 	mineOne(t, m)
 
 	// One that did not is disconnected once, and comes back with its
@@ -307,7 +309,7 @@ func TestPoolRejectionsReachMiner(t *testing.T) {
 
 	p.SetDifficulty(1)
 	p.Notify(true)
-	waitFor(t, "difficulty 1", func() bool { return m.Difficulty() == 1 })
+	waitJob(t, m, "a job at difficulty 1", func(j *miner.Job) bool { return j.Difficulty == 1 })
 	low, err := m.Mine(ctx, 1e-12)
 	if err != nil {
 		t.Fatal(err)
@@ -511,4 +513,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// waitJob waits until the miner's latest job satisfies cond: a miner mines
+// on jobs, so state changes (difficulty, layout) count from the next job.
+func waitJob(t *testing.T, m *miner.Miner, what string, cond func(*miner.Job) bool) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		j, err := m.WaitJob(ctx)
+		return err == nil && j != nil && cond(j)
+	})
 }
