@@ -223,7 +223,7 @@ func TestRestoreAfterGrace(t *testing.T) {
 func TestRestoreWithAnotherUserMovesPool(t *testing.T) {
 	h := newHarness(t, fastCfg())
 	pa := h.pool(poolsim.Config{})
-	pb := h.pool(poolsim.Config{})
+	pb := h.pool(poolsim.Config{JobIDPrefix: "b"})
 	a, b := h.user(pa.Addr()), h.user(pb.Addr())
 	m := h.dial(miner.Config{User: a, Password: "x"})
 	mineOne(t, m)
@@ -231,6 +231,7 @@ func TestRestoreWithAnotherUserMovesPool(t *testing.T) {
 	m.Close()
 	waitFor(t, "grace", func() bool { return h.srv.Stats().InGrace == 1 })
 	m2 := h.dial(miner.Config{User: b, Password: "x", SessionID: sid})
+	waitJob(t, m2, "a job from pool B", func(j *miner.Job) bool { return strings.HasPrefix(j.ID, "b") })
 	mineOne(t, m2)
 	mineOne(t, m2)
 	if sa, sb := pa.Stats(), pb.Stats(); sa.Accepted != 1 || sb.Accepted != 2 {

@@ -63,7 +63,7 @@ func newHotPath(tb testing.TB, miners int) *hotPath {
 	a.ups = []*upstream{up}
 	h := &hotPath{srv: srv, l: l, up: up, pool: pool}
 	for i := 0; i < miners; i++ {
-		mc := &minerConn{srv: srv, loop: l, c: &fakeConn{}, listIdx: -1, state: stateMining}
+		mc := &minerConn{srv: srv, loop: l, c: &fakeConn{}, listIdx: -1, state: stateMining, hasWork: true}
 		s := &session{mc: mc, name: "bench", acct: a, up: up}
 		s.setLayout(uint32(i), 2, 2)
 		up.members[s.prefixVal] = s

@@ -111,6 +111,7 @@ type minerConn struct {
 	granted    uint32 // mask currently granted to the miner
 	badLines   int
 	closing    bool
+	hasWork    bool      // sent a job of its current upstream; shares before that are stale
 	mustRelay  bool      // the layout changed before the miner learnt it
 	relayBy    time.Time // drop a miner still owing a relayout by then
 }
@@ -438,6 +439,7 @@ func (mc *minerConn) sendWork(versionMask bool) {
 	mc.write(l.wbuf)
 	if s.lastJob != nil {
 		mc.write(s.lastJob.line(s.pad, true))
+		mc.hasWork = true
 	}
 }
 
@@ -518,6 +520,10 @@ func (mc *minerConn) handleAuthorize(m *codec.Message) {
 // leaveUpstream detaches the session from its upstream for good.
 func (mc *minerConn) leaveUpstream() {
 	s := mc.sess
+	// Job ids of different pools may collide: until this connection has
+	// work from its new upstream, its shares belong to the old one.
+	mc.hasWork = false
+	s.lastJob = nil
 	if mc.up != nil {
 		mc.up.lists[mc.loop.idx].remove(mc)
 		mc.up = nil
@@ -643,7 +649,10 @@ func (mc *minerConn) handleSubmit(m *codec.Message) {
 		vbits = p[5]
 	}
 	up := s.up
-	j := up.jobs.Load().find(jobID)
+	var j *job
+	if mc.hasWork {
+		j = up.jobs.Load().find(jobID)
+	}
 	if j == nil {
 		s.worker.Rejected(metrics.ReasonStale)
 		mc.replyError(m.ID, codec.CodeJobNotFound, "job not found")

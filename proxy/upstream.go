@@ -876,6 +876,7 @@ func (up *upstream) fanoutNotify(l *loop, j *job) {
 			continue
 		}
 		mc.sess.lastJob = j
+		mc.hasWork = true
 		mc.write(j.line(mc.sess.pad, j.clean))
 	}
 	if len(items) > 0 {
