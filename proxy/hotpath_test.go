@@ -104,9 +104,12 @@ func TestRelayedShareDoesNotAllocate(t *testing.T) {
 	for i := 0; i < 100; i++ { // warm the reused buffers and the pending free list
 		ans = h.relayOne(ans)
 	}
-	before := h.mcs[0].c.(*fakeConn).n
+	before, poolBefore, sent := h.mcs[0].c.(*fakeConn).n, h.pool.n, h.up.nextID
 	if a := testing.AllocsPerRun(1000, func() { ans = h.relayOne(ans) }); a != 0 {
 		t.Fatalf("a relayed share allocates %v times, want 0", a)
+	}
+	if h.up.nextID-sent != 1001 || h.pool.n == poolBefore {
+		t.Fatalf("shares were not relayed to the pool (%d upstream ids used)", h.up.nextID-sent)
 	}
 	if h.mcs[0].c.(*fakeConn).n == before || len(h.up.pending) != 0 {
 		t.Fatal("answers did not reach the miner")
