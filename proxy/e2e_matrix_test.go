@@ -527,3 +527,88 @@ func waitJob(t *testing.T, m *miner.Miner, what string, cond func(*miner.Job) bo
 		return err == nil && j != nil && cond(j)
 	})
 }
+
+func TestSharesInFlightWhenPoolDies(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{ShareDelay: 3 * time.Second})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	ctx := ctx10(t)
+	sh, err := m.Mine(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		p.DropConnections()
+	}()
+	start := time.Now()
+	ok, code, msg, err := m.Submit(ctx, sh)
+	if err != nil || ok || code != 20 || !strings.Contains(msg, "pool connection lost") {
+		t.Fatalf("in-flight share answered ok=%v code=%d %q err=%v, want error 20 pool connection lost", ok, code, msg, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("answer took %v: it waited for the pool instead of failing at once", d)
+	}
+	if m.Closed() {
+		t.Fatal("the miner was disconnected")
+	}
+}
+
+func TestPoolTimeout(t *testing.T) {
+	cfg := fastCfg()
+	cfg.ShareTimeout = 300 * time.Millisecond
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{ShareDelay: 5 * time.Second})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	ctx := ctx10(t)
+	sh, err := m.Mine(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, code, msg, err := m.Submit(ctx, sh)
+	if err != nil || ok || code != 20 || msg != "pool timeout" {
+		t.Fatalf("unanswered share: ok=%v code=%d %q err=%v, want error 20 pool timeout", ok, code, msg, err)
+	}
+	var buf bytes.Buffer
+	h.met.WritePrometheus(&buf)
+	if !strings.Contains(buf.String(), `reason="pool_timeout"} 1`) {
+		t.Fatalf("timeout not counted:\n%s", grep(buf.String(), "rejected"))
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	cfg := fastCfg()
+	cfg.MaxConnections = 1
+	h := newHarness(t, cfg)
+	first := h.raw()
+	first.send(`{"id":1,"method":"mining.subscribe","params":["a"]}` + "\n")
+	first.line()
+	second := h.raw()
+	if l := second.line(); !strings.Contains(l, "proxy full") {
+		t.Fatalf("over the limit: %q", l)
+	}
+	second.expectClosed()
+}
+
+func TestWorkerSeriesRemovedAfterGrace(t *testing.T) {
+	cfg := fastCfg()
+	cfg.SessionGrace = 300 * time.Millisecond
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	m := h.dial(miner.Config{User: name + ".rigA", Password: "x"})
+	mineOne(t, m)
+	series := func() string {
+		var buf bytes.Buffer
+		h.met.WritePrometheus(&buf)
+		return buf.String()
+	}
+	if !strings.Contains(series(), "proxy_worker_accepted{") {
+		t.Fatal("no worker series while mining")
+	}
+	m.Close()
+	waitFor(t, "worker series removed", func() bool { return !strings.Contains(series(), "proxy_worker_accepted{") })
+	if !strings.Contains(series(), `proxy_user_accepted_total{proxy="test",user="`+name+`"`) {
+		t.Fatal("the user's totals went with the worker")
+	}
+}
