@@ -259,31 +259,6 @@ func labelValue(labels, key string) string {
 	return ""
 }
 
-// quantile estimates the q-quantile of a classic histogram as Prometheus'
-// histogram_quantile does (linear inside the bucket); NaN without samples.
-func (m *metricsSnap) quantile(fam string, q float64) float64 {
-	bs := m.buckets[fam]
-	if len(bs) == 0 || bs[len(bs)-1].count == 0 {
-		return math.NaN()
-	}
-	total := bs[len(bs)-1].count
-	rank := q * total
-	prevLe, prevC := 0.0, 0.0
-	for _, b := range bs {
-		if b.count >= rank {
-			if math.IsInf(b.le, 1) {
-				return prevLe
-			}
-			if b.count == prevC {
-				return b.le
-			}
-			return prevLe + (b.le-prevLe)*(rank-prevC)/(b.count-prevC)
-		}
-		prevLe, prevC = b.le, b.count
-	}
-	return prevLe
-}
-
 // since returns fam's histogram buckets and count of m minus those of an
 // earlier scrape prev: the observations made in between.
 func (m *metricsSnap) since(prev *metricsSnap, fam string) *metricsSnap {
