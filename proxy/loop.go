@@ -47,15 +47,6 @@ type event struct {
 	long string // a request id longer than maxInlineID
 }
 
-func (ev *event) setID(id []byte) {
-	if len(id) <= maxInlineID {
-		ev.idn = uint8(copy(ev.id[:], id))
-		return
-	}
-	ev.idn = 255
-	ev.long = string(id)
-}
-
 func (ev *event) reqID() []byte {
 	if ev.idn == 255 {
 		return []byte(ev.long)

@@ -240,7 +240,7 @@ func (s *Server) closeMiner(mc *minerConn) {
 		mc.up.lists[l.idx].remove(mc)
 		mc.up = nil
 	}
-	mc.state = stateClosed
+	mc.setState(stateClosed)
 	mc.closing = true
 	s.conns.Add(-1)
 	s.met.MinersConnected(-1)

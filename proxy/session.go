@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
 	"github.com/stratum-proxy/stratum-proxy/metrics"
+	"github.com/stratum-proxy/stratum-proxy/proxy/pow"
 )
 
 // connState is a miner connection's state. Transitions, all made by
@@ -315,13 +316,9 @@ func (mc *minerConn) handleConfigure(m *codec.Message) {
 	mc.replyResult(m.ID, res)
 }
 
+// appendHex32 appends v as a quoted 8-digit hex JSON string ("1fffe000").
 func appendHex32(b []byte, v uint32) []byte {
-	const digits = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 28; i >= 0; i -= 4 {
-		b = append(b, digits[(v>>uint(i))&0xf])
-	}
-	return append(b, '"')
+	return append(pow.AppendHex32(append(b, '"'), v), '"')
 }
 
 // updateVersionMask narrows the miner's granted mask to what the pool
