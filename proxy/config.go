@@ -90,6 +90,38 @@ type Config struct {
 	// FailbackInterval is how often an upstream on a backup pool probes its
 	// primary; 0 means 30s.
 	FailbackInterval time.Duration
+	// PoolHandshakeTimeout bounds a pool login: from the TCP connect to the
+	// answer of mining.authorize. A pool that accepts TCP but does not
+	// answer in time counts as a failed attempt and the next target is
+	// tried; 0 means 10s.
+	PoolHandshakeTimeout time.Duration
+	// GiveUp closes the miners of an account that has had no working pool
+	// for this long (waiting or idle without work), so that they move to
+	// their own backup pool; 0 means 60s.
+	GiveUp time.Duration
+	// Keepalive resends the current job (clean_jobs=false) to the miners of
+	// a pool that sent no new job for this long, so miners that drop a
+	// silent connection (cpuminer: 120 s) stay; 0 means 90s.
+	Keepalive time.Duration
+	// MaxPoolQueue caps the submit bytes queued to one pool connection that
+	// is not reading; past it shares are answered error 20 at once. 0 means
+	// 1 MiB.
+	MaxPoolQueue int
+	// MaxInflight caps one miner's shares sent upstream and not yet
+	// answered; past it shares are answered error 20 at once. 0 means 256.
+	MaxInflight int
+	// MaxPartialBytes caps the bytes of incomplete lines held for all miners
+	// of the process; a miner whose partial line would pass it is dropped.
+	// 0 means 64 MiB.
+	MaxPartialBytes int64
+	// AccountSwitchInterval is the shortest time between two account
+	// switches (mining.authorize with a name of another account) on one
+	// connection; a faster switch is answered error 24. 0 means 5s.
+	AccountSwitchInterval time.Duration
+	// DrainTimeout bounds how long Stop waits for the answers of shares in
+	// flight before closing every connection; 0 means 5s.
+	DrainTimeout time.Duration
+
 	// TickInterval is the housekeeping period (timeouts, grace expiry,
 	// failback probes); 0 means 1s.
 	TickInterval time.Duration
@@ -133,6 +165,23 @@ func (c *Config) backoffMin() time.Duration    { return orDur(c.BackoffMin, 250*
 func (c *Config) backoffMax() time.Duration    { return orDur(c.BackoffMax, 30*time.Second) }
 func (c *Config) failbackInterval() time.Duration {
 	return orDur(c.FailbackInterval, 30*time.Second)
+}
+func (c *Config) poolHandshakeTimeout() time.Duration {
+	return orDur(c.PoolHandshakeTimeout, 10*time.Second)
+}
+func (c *Config) giveUp() time.Duration    { return orDur(c.GiveUp, 60*time.Second) }
+func (c *Config) keepalive() time.Duration { return orDur(c.Keepalive, 90*time.Second) }
+func (c *Config) maxPoolQueue() int        { return orInt(c.MaxPoolQueue, 1<<20) }
+func (c *Config) maxInflight() int         { return orInt(c.MaxInflight, 256) }
+func (c *Config) accountSwitchInterval() time.Duration {
+	return orDur(c.AccountSwitchInterval, 5*time.Second)
+}
+func (c *Config) drainTimeout() time.Duration { return orDur(c.DrainTimeout, 5*time.Second) }
+func (c *Config) maxPartialBytes() int64 {
+	if c.MaxPartialBytes > 0 {
+		return c.MaxPartialBytes
+	}
+	return 64 << 20
 }
 func (c *Config) tickInterval() time.Duration { return orDur(c.TickInterval, time.Second) }
 func (c *Config) userAgent() string           { return orStr(c.UserAgent, "stratum-proxy/"+Version) }
