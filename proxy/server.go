@@ -396,6 +396,8 @@ type Stats struct {
 	InGrace   int // detached sessions
 	Upstreams int // logical upstreams (connected or redialling)
 	Ready     int // upstreams logged in to their pool
+	Pending   int // shares sent to pools and not yet answered
+	Queued    int // submit bytes queued to pool sockets and not yet written
 }
 
 // Stats returns current counts. Safe for concurrent use.
@@ -410,6 +412,10 @@ func (s *Server) Stats() Stats {
 		if up.ready.Load() {
 			st.Ready++
 		}
+		up.mu.Lock()
+		st.Pending += len(up.pending)
+		st.Queued += len(up.out)
+		up.mu.Unlock()
 	}
 	s.upMu.Unlock()
 	return st

@@ -205,7 +205,14 @@ func (mc *minerConn) onTraffic() gnet.Action {
 	return gnet.None
 }
 
+// testHookMinerLine, when set by a test, is called with every line a miner
+// sends before it is handled (tests use it to inject a panic).
+var testHookMinerLine func(line []byte)
+
 func (mc *minerConn) handleLine(line []byte) {
+	if testHookMinerLine != nil {
+		testHookMinerLine(line)
+	}
 	l := mc.loop
 	m := &l.msg
 	if err := codec.Decode(line, m); err != nil {
