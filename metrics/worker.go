@@ -112,7 +112,9 @@ func (r *Registry) NewWorker(addr, rigName, user, hash, pool string, divider flo
 func (w *Worker) upLabels() string { return w.labels[:w.upLen] }
 
 // Sent counts a share forwarded upstream, mined at difficulty diff: the difficulty of the job the
-// share was mined on, not the session's current one.
+// share was mined on, not the session's current one. A difficulty that is not positive and
+// finite, or beyond what the algorithm can mean (diff/divider over 2^224), counts the share and
+// adds 0 to proxy_worker_one_sended.
 func (w *Worker) Sent(diff float64) {
 	if w == nil {
 		return
@@ -122,7 +124,8 @@ func (w *Worker) Sent(diff float64) {
 }
 
 // Accepted counts a share the pool accepted, mined at difficulty diff (the job's difficulty), and
-// adds diff/divider to the hashrate window.
+// adds diff/divider to the hashrate window. A bogus difficulty (as for Sent) counts the share
+// and adds 0 to the one_accepted sums and the window.
 func (w *Worker) Accepted(diff float64) {
 	if w == nil {
 		return
@@ -133,13 +136,21 @@ func (w *Worker) Accepted(diff float64) {
 	w.ring.add(one)
 }
 
-// one returns diff/divider, or 0 for a difficulty that is not positive and finite, so that a
-// bogus difficulty from a pool can neither make a counter go down nor poison it with NaN.
+// maxOne bounds diff/divider, a share's worth in sha256d difficulty-1 units (2^32 hashes each).
+// Why 2^224: the difficulty-1 target is about 2^224 and the smallest target is 1, so no hash can
+// meet a higher difficulty; above it a "difficulty" is a pool's bug. It also keeps the one_*
+// sums finite: 2^64 shares of 2^224 are 2^288, far below the float64 limit of about 2^1024.
+const maxOne = 0x1p224
+
+// one returns diff/divider, or 0 for a difficulty that is not positive and finite or whose
+// diff/divider exceeds maxOne, so that a bogus difficulty from a pool (a set_difficulty of
+// 1.8e308) can neither make a counter go down nor poison it with NaN or +Inf.
 func (w *Worker) one(diff float64) float64 {
-	if !(diff > 0) || math.IsInf(diff, 1) {
+	v := diff / w.divider
+	if !(v > 0) || v > maxOne { // NaN fails the first test, +Inf the second
 		return 0
 	}
-	return diff / w.divider
+	return v
 }
 
 // Rejected counts a rejected share under reason. It is counted only in
@@ -151,9 +162,11 @@ func (w *Worker) Rejected(reason Reason) {
 	w.rejected[reason.index()].Add(1)
 }
 
-// SetDifficulty sets proxy_worker_difficulty, the session's current difficulty.
+// SetDifficulty sets proxy_worker_difficulty, the session's current difficulty. A difficulty that
+// Sent would not credit (not positive and finite, or diff/divider over 2^224) is ignored: the
+// gauge keeps its last value.
 func (w *Worker) SetDifficulty(diff float64) {
-	if w == nil {
+	if w == nil || w.one(diff) == 0 {
 		return
 	}
 	w.difficulty.Store(diff)

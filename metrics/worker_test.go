@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -406,5 +407,51 @@ func TestDividerFallback(t *testing.T) {
 		if got := w.oneAccepted.Load(); got != 3 {
 			t.Errorf("divider %v: one_accepted %v, want 3 (divider 1)", d, got)
 		}
+	}
+}
+
+// TestBogusDifficulty checks that no difficulty a pool can send makes a one_* counter +Inf or
+// NaN: the share is counted, its worth is 0, and SetDifficulty ignores it.
+func TestBogusDifficulty(t *testing.T) {
+	r, c := newTestRegistry(t, Config{})
+	w := r.NewWorker("10.0.0.1:1", "", "alice", "sha256", "p:1", 1)
+	w.SetDifficulty(1024)
+	// 1.8e308 is past the float64 range: a pool's "1.8e308" parses as +Inf (with ERANGE).
+	// 1.7e308 is finite, and two of them added are +Inf.
+	parsed, _ := strconv.ParseFloat("1.8e308", 64)
+	bogus := []float64{parsed, parsed, 1.7e308, 1.7e308, math.MaxFloat64, math.Inf(1), math.Inf(-1),
+		math.NaN(), 0, -5, 0x1p225}
+	for _, d := range bogus {
+		w.Sent(d)
+		w.Accepted(d)
+		w.SetDifficulty(d)
+	}
+	w.Sent(0x1p224) // the largest meaningful difficulty still counts
+	w.Accepted(0x1p224)
+	c.t = t0.Add(time.Minute)
+	r.Tick(c.t)
+	x := parse(t, r)
+	f := func(name string, want float64) {
+		t.Helper()
+		if got := x.value(t, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	n := float64(len(bogus) + 1)
+	f("proxy_worker_sended", n)
+	f("proxy_worker_accepted", n)
+	f("proxy_worker_one_sended", 0x1p224)
+	f("proxy_worker_one_accepted", 0x1p224)
+	f("proxy_user_one_accepted_total", 0x1p224)
+	f("proxy_pool_one_accepted_total", 0x1p224)
+	f("proxy_algorithm_one_accepted_total", 0x1p224)
+	f("proxy_worker_speed", hashesPerDiff1*0x1p224/60)
+	f("proxy_worker_difficulty", 1024)
+
+	// A divider so small that diff/divider overflows is bounded the same way.
+	w2 := r.NewWorker("10.0.0.2:1", "", "bob", "sha256", "p:1", 1e-300)
+	w2.Accepted(1e10)
+	if got := w2.oneAccepted.Load(); got != 0 {
+		t.Errorf("one_accepted %v with an overflowing quotient, want 0", got)
 	}
 }
