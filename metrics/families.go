@@ -31,7 +31,7 @@ var (
 	famUserSpeed       = family{"proxy_user_speed", "gauge", "Hashrate in hashes per second of the user's connected workers on the pool, over the hashrate window; sum of proxy_worker_speed."}
 	famUserAccepted    = family{"proxy_user_accepted_total", "counter", "Shares of the user accepted by the pool, including those of workers that are gone."}
 	famUserOneAccepted = family{"proxy_user_one_accepted_total", "counter", "Sum of difficulty/divider over the user's accepted shares; rate(...) * 2^32 is the user's hashrate in hashes per second."}
-	famSharesRejected  = family{"proxy_shares_rejected_total", "counter", "Shares of the user rejected, by reason: stale, duplicate, low_difficulty, pool_error, pool_timeout (by the pool) or proxy_check (by the proxy)."}
+	famSharesRejected  = family{"proxy_shares_rejected_total", "counter", "Shares of the user rejected, by reason: stale, duplicate, low_difficulty, pool_error, pool_timeout (by the pool), proxy_check or overloaded (by the proxy)."}
 
 	// The original's names: the four counters lack the _total suffix, which promtool reports
 	// and dashboards require.

@@ -7,7 +7,8 @@ type Reason uint8
 // Rejection reasons. Stale, Duplicate and LowDifficulty are the pool's stratum error codes 21, 22
 // and 23; PoolError is any other error the pool answered (or a lost pool connection);
 // PoolTimeout is a share the pool never answered; ProxyCheck is a share the proxy refused itself
-// without sending it upstream.
+// without sending it upstream; Overloaded is a share refused without sending it because the miner
+// had too many shares in flight or the pool was not reading.
 const (
 	ReasonStale Reason = iota
 	ReasonDuplicate
@@ -15,6 +16,7 @@ const (
 	ReasonPoolError
 	ReasonPoolTimeout
 	ReasonProxyCheck
+	ReasonOverloaded
 
 	numReasons = iota
 )
@@ -26,6 +28,7 @@ var reasonNames = [numReasons]string{
 	ReasonPoolError:     "pool_error",
 	ReasonPoolTimeout:   "pool_timeout",
 	ReasonProxyCheck:    "proxy_check",
+	ReasonOverloaded:    "overloaded",
 }
 
 // String returns the label value of r, e.g. "low_difficulty".

@@ -316,12 +316,18 @@ const (
 	DropUnknownUser      = "unknown_user"      // it authorized with a name the proxy did not issue
 	DropRelayout         = "relayout"          // closed to make it re-subscribe with a new extranonce layout
 	DropShutdown         = "shutdown"          // the proxy stopped
+	DropMemoryLimit      = "memory_limit"      // its partial line did not fit the process's budget for partial lines
+	DropPoolLogin        = "pool_login_failed" // every pool of its account rejected the login
+	DropNoPool           = "no_pool"           // its account had no working pool for --upstream.give-up
+	DropPanic            = "panic"             // a handler panicked on its connection (see Registry.Panic)
+	DropAccountSwitch    = "account_switch"    // it switched accounts on one connection too often
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
 var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
-	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown,
+	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
+	DropNoPool, DropPanic, DropAccountSwitch,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are

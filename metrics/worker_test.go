@@ -119,6 +119,7 @@ func TestReasonString(t *testing.T) {
 	f(ReasonPoolError, "pool_error")
 	f(ReasonPoolTimeout, "pool_timeout")
 	f(ReasonProxyCheck, "proxy_check")
+	f(ReasonOverloaded, "overloaded")
 	f(Reason(numReasons), "pool_error")
 }
 
