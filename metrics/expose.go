@@ -190,6 +190,12 @@ func (e *expo) proxy(r *Registry, s *snap) {
 		e.uint(&famMinersDropped, d.labels, d.n.Load())
 	}
 
+	e.header(&famPanics)
+	for i := range panicWheres {
+		reason = appendLabel(reason[:0], "where", panicWheres[i])
+		e.uint(&famPanics, string(reason), r.panics[i].Load())
+	}
+
 	if len(s.reconnects) > 0 {
 		e.header(&famUpstreamReconnects)
 		for _, c := range s.reconnects {

@@ -15,6 +15,7 @@ var (
 	famUpstreamsConnected = family{"proxy_upstreams_connected", "gauge", "Pool connections currently established."}
 	famSessionsInGrace    = family{"proxy_sessions_in_grace", "gauge", "Miner sessions whose connection closed and which wait, within the grace period, to be restored."}
 	famMinersDropped      = family{"proxy_miners_dropped_total", "counter", "Miner connections closed by the proxy, by reason."}
+	famPanics             = family{"proxy_panics_total", "counter", "Panics recovered at a connection boundary, by where: miner or pool connection handlers, or other; each closed only that connection."}
 	famUpstreamReconnects = family{"proxy_upstream_reconnects_total", "counter", "Redials of a pool after its connection was lost."}
 	famNotifyFanout       = family{"proxy_notify_fanout_seconds", "histogram", "Time from a pool's mining.notify arriving to it being queued to every miner of the upstream connection."}
 	famShareRTT           = family{"proxy_share_rtt_seconds", "histogram", "Time from forwarding a share to the pool to receiving the pool's answer."}
@@ -47,7 +48,7 @@ var (
 // proxyFamilies lists the families above in exposition order; tests and docs check against it.
 var proxyFamilies = [...]*family{
 	&famMinersConnected, &famUpstreamsConnected, &famSessionsInGrace, &famMinersDropped,
-	&famUpstreamReconnects, &famNotifyFanout, &famShareRTT,
+	&famPanics, &famUpstreamReconnects, &famNotifyFanout, &famShareRTT,
 	&famPoolUp, &famPoolDivider, &famPoolSpeed, &famPoolAccepted, &famPoolOneAccepted,
 	&famAlgAccepted, &famAlgOneAccepted,
 	&famUserSpeed, &famUserAccepted, &famUserOneAccepted, &famSharesRejected,

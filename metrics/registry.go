@@ -32,6 +32,7 @@ type Registry struct {
 	upstreams atomic.Int64
 	inGrace   atomic.Int64
 	drops     [len(dropReasons)]atomic.Uint64
+	panics    [len(panicWheres)]atomic.Uint64
 	fanout    histogram
 	rtt       histogram
 
@@ -368,6 +369,28 @@ func (r *Registry) droppedOther(reason string) {
 	d := &extraDrop{labels: labels}
 	d.n.Add(1)
 	r.extraDrops = append(r.extraDrops, d)
+}
+
+// panicWheres are the `where` values of proxy_panics_total, in exposition order; every one is
+// exposed from the start, at 0, so that increase() sees the first panic.
+var panicWheres = [...]string{"miner", "pool", "other"}
+
+// Panic counts a panic the proxy recovered at a connection boundary, in
+// proxy_panics_total{proxy,where}: where is "miner" (a miner connection's handler) or "pool" (a
+// pool connection's); any other value is counted as "other". It is an atomic add, without lock
+// or allocation. Every count is a bug: alert on any increase.
+func (r *Registry) Panic(where string) {
+	if r == nil {
+		return
+	}
+	i := len(panicWheres) - 1 // other
+	switch where {
+	case "miner":
+		i = 0
+	case "pool":
+		i = 1
+	}
+	r.panics[i].Add(1)
 }
 
 // NotifyFanout observes in proxy_notify_fanout_seconds how long a pool's mining.notify took to

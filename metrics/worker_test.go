@@ -23,6 +23,7 @@ func fixture(t testing.TB) *Registry {
 	r.SessionsInGrace(1)
 	r.Dropped(DropSlowReader)
 	r.Dropped("something_new")
+	r.Panic("miner")
 	r.NotifyFanout(300 * time.Microsecond)
 	r.ShareRTT(40 * time.Millisecond)
 	r.ShareRTT(20 * time.Second)
@@ -328,6 +329,10 @@ func TestRegistryEvents(t *testing.T) {
 		r.Dropped(fmt.Sprintf("new_%d", i))
 	}
 	r.Dropped(strings.Repeat("x", 100))
+	r.Panic("miner")
+	r.Panic("miner")
+	r.Panic("elsewhere")
+	r.Panic("")
 	x := parse(t, r)
 	f := func(name string, labels map[string]string, want float64) {
 		t.Helper()
@@ -347,6 +352,12 @@ func TestRegistryEvents(t *testing.T) {
 	f("proxy_miners_dropped_total", map[string]string{"reason": "slow_reader"}, 1)
 	f("proxy_miners_dropped_total", map[string]string{"reason": "new_0"}, 1)
 	f("proxy_miners_dropped_total", map[string]string{"reason": "other"}, 6) // 5 over the cap + the long one
+	f("proxy_panics_total", map[string]string{"where": "miner"}, 2)
+	f("proxy_panics_total", map[string]string{"where": "pool"}, 0)
+	f("proxy_panics_total", map[string]string{"where": "other"}, 2)
+	if n := len(x.find("proxy_panics_total", nil)); n != 3 {
+		t.Errorf("%d panic series, want 3", n)
+	}
 	if n := len(x.find("proxy_miners_dropped_total", nil)); n != len(dropReasons)+maxExtraDrops+1 {
 		t.Errorf("%d drop series, want %d", n, len(dropReasons)+maxExtraDrops+1)
 	}
@@ -395,6 +406,7 @@ func TestNilRegistry(t *testing.T) {
 	r.UpstreamsConnected(1)
 	r.SessionsInGrace(1)
 	r.Dropped("x")
+	r.Panic("miner")
 	r.NotifyFanout(1)
 	r.ShareRTT(1)
 	r.WritePrometheus(nil)
