@@ -40,7 +40,7 @@ type snap struct {
 	poolSpeed  []float64
 	algs       []*alg
 	algTot     []totals
-	reconnects []reconnects
+	endpoints  []endpoint // copies
 	extraDrops []*extraDrop
 }
 
@@ -57,11 +57,14 @@ func (r *Registry) snapshot() *snap {
 		poolSpeed:  make([]float64, len(r.poolList)),
 		algs:       append([]*alg(nil), r.algList...),
 		algTot:     make([]totals, len(r.algList)),
-		reconnects: append([]reconnects(nil), r.reconnects...),
+		endpoints:  make([]endpoint, len(r.epList)),
 		extraDrops: append([]*extraDrop(nil), r.extraDrops...),
 	}
 	// Totals are read under the lock that Close holds while it moves a worker's counts into
 	// retired, so each count is in exactly one place and the totals never go down.
+	for i, ep := range r.epList {
+		s.endpoints[i] = *ep
+	}
 	for i, g := range r.groupList {
 		s.groupTot[i] = g.retired
 		s.groupSpeed[i] = g.speed
@@ -196,12 +199,7 @@ func (e *expo) proxy(r *Registry, s *snap) {
 		e.uint(&famPanics, string(reason), r.panics[i].Load())
 	}
 
-	if len(s.reconnects) > 0 {
-		e.header(&famUpstreamReconnects)
-		for _, c := range s.reconnects {
-			e.uint(&famUpstreamReconnects, c.labels, c.n)
-		}
-	}
+	e.endpoints(s.endpoints)
 
 	e.histogram(&famNotifyFanout, &r.fanout)
 	e.histogram(&famShareRTT, &r.rtt)
@@ -209,6 +207,26 @@ func (e *expo) proxy(r *Registry, s *snap) {
 	e.pools(s)
 	e.groups(s)
 	e.workers(s.workers)
+}
+
+// endpoints writes the per-pool-address families.
+func (e *expo) endpoints(eps []endpoint) {
+	if len(eps) == 0 {
+		return
+	}
+	other := len(attemptOutcomes) - 1
+	e.header(&famUpstreamReconnects)
+	for _, ep := range eps {
+		for i, outcome := range attemptOutcomes {
+			if i == other && ep.attempts[i] == 0 {
+				continue
+			}
+			e.start(famUpstreamReconnects.name, "", ep.labels)
+			e.b = append(e.b, ',')
+			e.b = appendLabel(e.b, "outcome", outcome)
+			e.endUint(ep.attempts[i])
+		}
+	}
 }
 
 func (e *expo) pools(s *snap) {

@@ -16,7 +16,7 @@ var (
 	famSessionsInGrace    = family{"proxy_sessions_in_grace", "gauge", "Miner sessions whose connection closed and which wait, within the grace period, to be restored."}
 	famMinersDropped      = family{"proxy_miners_dropped_total", "counter", "Miner connections closed by the proxy, by reason."}
 	famPanics             = family{"proxy_panics_total", "counter", "Panics recovered at a connection boundary, by where: miner or pool connection handlers, or other; each closed only that connection."}
-	famUpstreamReconnects = family{"proxy_upstream_reconnects_total", "counter", "Redials of a pool after its connection was lost."}
+	famUpstreamReconnects = family{"proxy_upstream_reconnects_total", "counter", "Connection attempts to a pool, first connects, redials and failback probes, by outcome: ok, connect_failed, handshake_timeout, login_rejected, closed (during the handshake) or other."}
 	famNotifyFanout       = family{"proxy_notify_fanout_seconds", "histogram", "Time from a pool's mining.notify arriving to it being queued to every miner of the upstream connection."}
 	famShareRTT           = family{"proxy_share_rtt_seconds", "histogram", "Time from forwarding a share to the pool to receiving the pool's answer."}
 

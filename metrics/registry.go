@@ -11,9 +11,10 @@ import (
 // proxies); the package keeps no mutable state of its own.
 //
 // All methods are safe for concurrent use. The ones the proxy calls per share or per event
-// (ShareRTT, NotifyFanout, MinersConnected, UpstreamsConnected, SessionsInGrace, Dropped with a
-// declared reason) are atomics that do not allocate. NewWorker, Worker.Close, PoolUp and
-// UpstreamReconnect take the registry's lock: they run per session or per pool event.
+// (ShareRTT, NotifyFanout, MinersConnected, UpstreamsConnected, SessionsInGrace, Panic, Dropped
+// with a declared reason) are atomics that do not allocate. NewWorker, Worker.Close,
+// Worker.MoveTo and the pool methods (PoolInUse, PoolLogin, UpstreamAttempt, PoolInvalid) take
+// the registry's lock: they run per session or per pool event.
 //
 // A nil *Registry ignores every call, and its NewWorker returns a nil *Worker.
 type Registry struct {
@@ -46,9 +47,10 @@ type Registry struct {
 	poolList   []*pool
 	algs       map[string]*alg
 	algList    []*alg
-	reconnects []reconnects // per pool, creation order; few pools, so a slice
-	extraDrops []*extraDrop // undeclared drop reasons, at most maxExtraDrops
-	tickSpeeds []float64    // Tick's scratch, per group
+	endpoints  map[string]*endpoint // by cleaned pool address
+	epList     []*endpoint          // creation order: the exposition order
+	extraDrops []*extraDrop         // undeclared drop reasons, at most maxExtraDrops
+	tickSpeeds []float64            // Tick's scratch, per group
 
 	// The ticker goroutine; guarded by runMu.
 	runMu sync.Mutex
@@ -85,12 +87,6 @@ type alg struct {
 	labels string // `hash=".."`
 }
 
-type reconnects struct {
-	pool   string // cleaned, unescaped
-	labels string // `pool=".."`
-	n      uint64
-}
-
 type extraDrop struct {
 	labels string // `reason=".."`
 	n      atomic.Uint64
@@ -103,15 +99,16 @@ func New(cfg Config) *Registry {
 		panic(err)
 	}
 	r := &Registry{
-		cfg:      cfg,
-		window:   cfg.window(),
-		step:     cfg.step(),
-		maxLabel: cfg.maxLabelLen(),
-		now:      cfg.nowFunc(),
-		live:     make(map[string]*Worker),
-		groups:   make(map[groupKey]*group),
-		pools:    make(map[poolKey]*pool),
-		algs:     make(map[string]*alg),
+		cfg:       cfg,
+		window:    cfg.window(),
+		step:      cfg.step(),
+		maxLabel:  cfg.maxLabelLen(),
+		now:       cfg.nowFunc(),
+		live:      make(map[string]*Worker),
+		groups:    make(map[groupKey]*group),
+		pools:     make(map[poolKey]*pool),
+		endpoints: make(map[string]*endpoint),
+		algs:      make(map[string]*alg),
 	}
 	r.slots = int(r.window / r.step)
 	r.SetTag(cfg.Tag)
@@ -262,24 +259,6 @@ func (r *Registry) PoolUp(hash, poolName string, divider float64, up bool) {
 	defer r.mu.Unlock()
 	p := r.poolLocked(hash, poolName)
 	p.known, p.up, p.divider = true, up, divider
-}
-
-// UpstreamReconnect counts a redial of the pool (host:port) in
-// proxy_upstream_reconnects_total{proxy,pool}.
-func (r *Registry) UpstreamReconnect(poolName string) {
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range r.reconnects {
-		if r.reconnects[i].pool == poolName {
-			r.reconnects[i].n++
-			return
-		}
-	}
-	c := cleanLabel(poolName, 0)
-	r.reconnects = append(r.reconnects, reconnects{pool: poolName, labels: string(appendLabel(nil, "pool", c)), n: 1})
 }
 
 // MinersConnected adds delta to proxy_miners_connected: +1 when a miner's connection opens, -1

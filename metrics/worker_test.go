@@ -17,7 +17,8 @@ func fixture(t testing.TB) *Registry {
 	r, c := newTestRegistry(t, Config{Tag: "127.0.0.1:3333", WorkerLabel: "name"})
 	r.PoolUp("sha256", "btc.example:3333", 1, true)
 	r.PoolUp("scrypt", "ltc.example:3333", 65536, false)
-	r.UpstreamReconnect("ltc.example:3333")
+	r.UpstreamAttempt("ltc.example:3333", AttemptConnectFailed)
+	r.UpstreamAttempt("ltc.example:3333", "bogus")
 	r.MinersConnected(3)
 	r.UpstreamsConnected(1)
 	r.SessionsInGrace(1)
@@ -318,9 +319,13 @@ func TestRegistryEvents(t *testing.T) {
 	r.PoolUp("sha256", "a:1", 1, true)
 	r.PoolUp("sha256", "a:1", 1, false)
 	r.PoolUp("scrypt", "b:1", 65536, true)
-	r.UpstreamReconnect("a:1")
-	r.UpstreamReconnect("a:1")
-	r.UpstreamReconnect("b:1")
+	r.UpstreamAttempt("a:1", AttemptOK)
+	r.UpstreamAttempt("a:1", AttemptOK)
+	r.UpstreamAttempt("b:1", AttemptHandshakeTimeout)
+	r.UpstreamAttempt("b:1", AttemptLoginRejected)
+	r.UpstreamAttempt("b:1", AttemptLoginRejected)
+	r.UpstreamAttempt("b:1", AttemptClosed)
+	r.UpstreamAttempt("b:1", AttemptConnectFailed)
 	for _, d := range dropReasons {
 		r.Dropped(d)
 	}
@@ -346,8 +351,23 @@ func TestRegistryEvents(t *testing.T) {
 	f("proxy_pool_up", map[string]string{"pool": "a:1"}, 0)
 	f("proxy_pool_up", map[string]string{"pool": "b:1", "hash": "scrypt"}, 1)
 	f("proxy_pool_divider", map[string]string{"pool": "b:1"}, 65536)
-	f("proxy_upstream_reconnects_total", map[string]string{"pool": "a:1"}, 2)
-	f("proxy_upstream_reconnects_total", map[string]string{"pool": "b:1"}, 1)
+	attempts := func(pool, outcome string, want float64) {
+		t.Helper()
+		f("proxy_upstream_reconnects_total", map[string]string{"pool": pool, "outcome": outcome}, want)
+	}
+	attempts("a:1", "ok", 2)
+	attempts("a:1", "connect_failed", 0) // declared outcomes are exposed at 0
+	attempts("a:1", "handshake_timeout", 0)
+	attempts("a:1", "login_rejected", 0)
+	attempts("a:1", "closed", 0)
+	attempts("b:1", "ok", 0)
+	attempts("b:1", "connect_failed", 1)
+	attempts("b:1", "handshake_timeout", 1)
+	attempts("b:1", "login_rejected", 2)
+	attempts("b:1", "closed", 1)
+	if n := len(x.find("proxy_upstream_reconnects_total", nil)); n != 10 {
+		t.Errorf("%d attempt series, want 10 (no other without an undeclared outcome)", n)
+	}
 	f("proxy_miners_dropped_total", map[string]string{"reason": "shutdown"}, 2)
 	f("proxy_miners_dropped_total", map[string]string{"reason": "slow_reader"}, 1)
 	f("proxy_miners_dropped_total", map[string]string{"reason": "new_0"}, 1)
@@ -401,7 +421,7 @@ func TestNilRegistry(t *testing.T) {
 	r.Stop()
 	r.Tick(t0)
 	r.PoolUp("a", "b", 1, true)
-	r.UpstreamReconnect("a")
+	r.UpstreamAttempt("a", AttemptOK)
 	r.MinersConnected(1)
 	r.UpstreamsConnected(1)
 	r.SessionsInGrace(1)
@@ -466,5 +486,25 @@ func TestBogusDifficulty(t *testing.T) {
 	w2.Accepted(1e10)
 	if got := w2.oneAccepted.Load(); got != 0 {
 		t.Errorf("one_accepted %v with an overflowing quotient, want 0", got)
+	}
+}
+
+// TestUpstreamAttemptOther checks that undeclared outcomes are counted as other, exposed only
+// once counted, and that a hostile pool name is cleaned and escaped.
+func TestUpstreamAttemptOther(t *testing.T) {
+	r, _ := newTestRegistry(t, Config{})
+	r.UpstreamAttempt("p:1", AttemptOK)
+	if n := len(parse(t, r).find("proxy_upstream_reconnects_total", map[string]string{"outcome": "other"})); n != 0 {
+		t.Errorf("%d other series before any undeclared outcome", n)
+	}
+	r.UpstreamAttempt("p:1", "weird")
+	r.UpstreamAttempt("p:1", "")
+	r.UpstreamAttempt("bad\"\xff\n:1", AttemptClosed)
+	x := parse(t, r)
+	if got := x.value(t, "proxy_upstream_reconnects_total", map[string]string{"pool": "p:1", "outcome": "other"}); got != 2 {
+		t.Errorf("other = %v, want 2", got)
+	}
+	if got := x.value(t, "proxy_upstream_reconnects_total", map[string]string{"pool": "bad\"\uFFFD\n:1", "outcome": "closed"}); got != 1 {
+		t.Errorf("closed = %v, want 1", got)
 	}
 }
