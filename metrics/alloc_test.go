@@ -29,6 +29,10 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	f("MinersConnected", func() { r.MinersConnected(1) })
 	f("UpstreamsConnected", func() { r.UpstreamsConnected(1) })
 	f("SessionsInGrace", func() { r.SessionsInGrace(1) })
+	// Per pool event, not per share, and under the lock; but once the pool exists they do not
+	// allocate either (AllocsPerRun's warm-up call creates it).
+	f("PoolLogin", func() { r.PoolLogin("sha256", "p:1", 1, +1) })
+	f("UpstreamAttempt", func() { r.UpstreamAttempt("p:1", AttemptOK) })
 	var nw *Worker
 	f("nil Worker", func() { nw.Accepted(1) })
 }

@@ -87,7 +87,7 @@ func registryWith(n int) (*Registry, []*Worker) {
 		ws[i].Accepted(65536)
 	}
 	for p := range 4 {
-		r.PoolUp("sha256", fmt.Sprintf("pool%d.example.com:3333", p), 1, true)
+		r.PoolLogin("sha256", fmt.Sprintf("pool%d.example.com:3333", p), 1, +1)
 	}
 	r.Tick(time.Now())
 	return r, ws

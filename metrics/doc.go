@@ -7,8 +7,10 @@
 // Registry.WritePrometheus on /metrics. The proxy calls Registry.NewWorker when a miner
 // authorizes and then, from its event loops, the Worker's Sent, Accepted, Rejected,
 // SetDifficulty and SetUp; Worker.Close removes the worker's series when its session ends.
-// Pool and health events go to the Registry's PoolUp, UpstreamReconnect, MinersConnected,
-// UpstreamsConnected, SessionsInGrace, Dropped, NotifyFanout and ShareRTT.
+// Pool events go to the Registry's PoolInUse, PoolLogin, UpstreamAttempt and PoolInvalid, and a
+// worker that follows its upstream to another pool moves with Worker.MoveTo; health events go to
+// MinersConnected, UpstreamsConnected, SessionsInGrace, Dropped, Panic, NotifyFanout and
+// ShareRTT.
 //
 // Series names and labels of the original proxy are kept, since dashboards depend on them:
 // proxy_worker_up{proxy,worker,user}, proxy_pool_up and proxy_pool_divider{proxy,hash,pool},

@@ -240,7 +240,7 @@ func (e *expo) pools(s *snap) {
 		e.header(&famPoolUp)
 		for _, p := range s.pools {
 			if p.known {
-				e.float(&famPoolUp, p.labels, boolFloat(p.up))
+				e.float(&famPoolUp, p.labels, boolFloat(p.logins > 0))
 			}
 		}
 		e.header(&famPoolDivider)

@@ -20,7 +20,7 @@ var (
 	famNotifyFanout       = family{"proxy_notify_fanout_seconds", "histogram", "Time from a pool's mining.notify arriving to it being queued to every miner of the upstream connection."}
 	famShareRTT           = family{"proxy_share_rtt_seconds", "histogram", "Time from forwarding a share to the pool to receiving the pool's answer."}
 
-	famPoolUp          = family{"proxy_pool_up", "gauge", "1 while the proxy holds a connection to the pool, 0 otherwise."}
+	famPoolUp          = family{"proxy_pool_up", "gauge", "1 while at least one upstream connection is logged in to the pool, 0 for a pool in use with none."}
 	famPoolDivider     = family{"proxy_pool_divider", "gauge", "Difficulty divider of the pool's algorithm: hashrate = 2^32 * rate(sum of difficulty/divider)."}
 	famPoolSpeed       = family{"proxy_pool_speed", "gauge", "Hashrate in hashes per second sent to the pool by connected workers, over the hashrate window; sum of proxy_worker_speed."}
 	famPoolAccepted    = family{"proxy_pool_accepted_total", "counter", "Shares accepted by the pool, including those of workers that are gone."}

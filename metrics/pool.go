@@ -1,5 +1,91 @@
 package metrics
 
+import "math"
+
+// pool is one (hash, pool): the key of proxy_pool_up, proxy_pool_divider and the per-pool totals.
+// Guarded by Registry.mu.
+type pool struct {
+	i       int
+	labels  string // `hash="..",pool=".."`
+	alg     *alg
+	known   bool    // PoolInUse or PoolLogin was called: proxy_pool_up and proxy_pool_divider exist
+	logins  int     // upstream connections logged in to the pool; never below 0
+	divider float64 // valid when known
+}
+
+type poolKey struct{ hash, pool string }
+
+func (r *Registry) poolLocked(hash, poolName string) *pool {
+	k := poolKey{hash, poolName}
+	if p := r.pools[k]; p != nil {
+		return p
+	}
+	a := r.algs[hash]
+	if a == nil {
+		a = &alg{i: len(r.algList), labels: string(appendLabel(nil, "hash", hash))}
+		r.algs[hash] = a
+		r.algList = append(r.algList, a)
+	}
+	b := append([]byte(nil), a.labels...)
+	b = append(b, ',')
+	b = appendLabel(b, "pool", poolName)
+	p := &pool{i: len(r.poolList), labels: string(b), alg: a}
+	r.pools[k] = p
+	r.poolList = append(r.poolList, p)
+	return p
+}
+
+// PoolInUse declares the pool (host:port) of algorithm hash: from now on proxy_pool_up{proxy,
+// hash,pool} (0 until a login) and proxy_pool_divider exist, and so do the pool's
+// proxy_upstream_reconnects_total series, at 0. The proxy calls it when an upstream starts using
+// the pool as a target, before its first attempt, so a pool that never connects shows 0 rather
+// than nothing. Calling it again only updates the divider. A divider that is not positive and
+// finite counts as 1, as in NewWorker.
+//
+// PoolInUse takes the registry's lock.
+func (r *Registry) PoolInUse(hash, poolName string, divider float64) {
+	if r == nil {
+		return
+	}
+	hash, poolName = cleanLabel(hash, 0), cleanLabel(poolName, 0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.declarePoolLocked(hash, poolName, divider)
+}
+
+// PoolLogin adds delta to the count of upstream connections logged in to the pool: +1 when a
+// connection's login (subscribe and authorize) to the pool succeeds, -1 when that logged-in
+// connection ends. proxy_pool_up{proxy,hash,pool} is 1 while the count is above 0 and 0
+// otherwise, so several upstreams (accounts) on one pool keep it 1 until the last one leaves.
+// It declares the pool as PoolInUse does.
+//
+// The count never goes below 0: a -1 without its +1 is clamped, which is a bug in the caller
+// (an end counted twice, or a connection that never logged in), not something to expose.
+//
+// PoolLogin takes the registry's lock.
+func (r *Registry) PoolLogin(hash, poolName string, divider float64, delta int) {
+	if r == nil {
+		return
+	}
+	hash, poolName = cleanLabel(hash, 0), cleanLabel(poolName, 0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.declarePoolLocked(hash, poolName, divider)
+	p.logins = max(p.logins+delta, 0)
+}
+
+// declarePoolLocked marks the pool known with divider and creates its endpoint. Arguments are
+// cleaned label values.
+func (r *Registry) declarePoolLocked(hash, poolName string, divider float64) *pool {
+	if !(divider > 0) || math.IsInf(divider, 1) {
+		divider = 1
+	}
+	p := r.poolLocked(hash, poolName)
+	p.known, p.divider = true, divider
+	r.endpointLocked(poolName)
+	return p
+}
+
 // endpoint is one pool address (host:port), whatever the algorithm: the key of
 // proxy_upstream_reconnects_total. Guarded by Registry.mu.
 type endpoint struct {

@@ -69,18 +69,6 @@ type group struct {
 
 type groupKey struct{ user, hash, pool string }
 
-// pool is one (hash, pool).
-type pool struct {
-	i       int
-	labels  string // `hash="..",pool=".."`
-	alg     *alg
-	known   bool // PoolUp was called: proxy_pool_up and proxy_pool_divider exist
-	up      bool
-	divider float64
-}
-
-type poolKey struct{ hash, pool string }
-
 // alg is one hash.
 type alg struct {
 	i      int
@@ -226,39 +214,6 @@ func (r *Registry) groupLocked(user, hash, poolName string) *group {
 	r.groups[k] = g
 	r.groupList = append(r.groupList, g)
 	return g
-}
-
-func (r *Registry) poolLocked(hash, poolName string) *pool {
-	k := poolKey{hash, poolName}
-	if p := r.pools[k]; p != nil {
-		return p
-	}
-	a := r.algs[hash]
-	if a == nil {
-		a = &alg{i: len(r.algList), labels: string(appendLabel(nil, "hash", hash))}
-		r.algs[hash] = a
-		r.algList = append(r.algList, a)
-	}
-	b := append([]byte(nil), a.labels...)
-	b = append(b, ',')
-	b = appendLabel(b, "pool", poolName)
-	p := &pool{i: len(r.poolList), labels: string(b), alg: a}
-	r.pools[k] = p
-	r.poolList = append(r.poolList, p)
-	return p
-}
-
-// PoolUp sets proxy_pool_up{proxy,hash,pool} to 1 or 0 and proxy_pool_divider to divider.
-// The proxy calls it when an upstream connection to the pool is established or lost.
-func (r *Registry) PoolUp(hash, poolName string, divider float64, up bool) {
-	if r == nil {
-		return
-	}
-	hash, poolName = cleanLabel(hash, 0), cleanLabel(poolName, 0)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p := r.poolLocked(hash, poolName)
-	p.known, p.up, p.divider = true, up, divider
 }
 
 // MinersConnected adds delta to proxy_miners_connected: +1 when a miner's connection opens, -1
