@@ -64,6 +64,7 @@ func (r *Registry) snapshot() *snap {
 	// retired, so each count is in exactly one place and the totals never go down.
 	for i, ep := range r.epList {
 		s.endpoints[i] = *ep
+		s.endpoints[i].invalid = append([]methodCount(nil), ep.invalid...)
 	}
 	for i, g := range r.groupList {
 		s.groupTot[i] = g.retired
@@ -225,6 +226,22 @@ func (e *expo) endpoints(eps []endpoint) {
 			e.b = append(e.b, ',')
 			e.b = appendLabel(e.b, "outcome", outcome)
 			e.endUint(ep.attempts[i])
+		}
+	}
+	invalid := false
+	for _, ep := range eps {
+		invalid = invalid || len(ep.invalid) > 0
+	}
+	if !invalid {
+		return
+	}
+	e.header(&famPoolInvalid)
+	for _, ep := range eps {
+		for _, m := range ep.invalid {
+			e.start(famPoolInvalid.name, "", ep.labels)
+			e.b = append(e.b, ',')
+			e.b = appendLabel(e.b, "method", m.method)
+			e.endUint(m.n)
 		}
 	}
 }

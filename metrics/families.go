@@ -17,6 +17,7 @@ var (
 	famMinersDropped      = family{"proxy_miners_dropped_total", "counter", "Miner connections closed by the proxy, by reason."}
 	famPanics             = family{"proxy_panics_total", "counter", "Panics recovered at a connection boundary, by where: miner or pool connection handlers, or other; each closed only that connection."}
 	famUpstreamReconnects = family{"proxy_upstream_reconnects_total", "counter", "Connection attempts to a pool, first connects, redials and failback probes, by outcome: ok, connect_failed, handshake_timeout, login_rejected, closed (during the handshake) or other."}
+	famPoolInvalid        = family{"proxy_pool_invalid_messages_total", "counter", "Lines from a pool that the proxy dropped as invalid instead of passing them to miners, by method."}
 	famNotifyFanout       = family{"proxy_notify_fanout_seconds", "histogram", "Time from a pool's mining.notify arriving to it being queued to every miner of the upstream connection."}
 	famShareRTT           = family{"proxy_share_rtt_seconds", "histogram", "Time from forwarding a share to the pool to receiving the pool's answer."}
 
@@ -48,7 +49,7 @@ var (
 // proxyFamilies lists the families above in exposition order; tests and docs check against it.
 var proxyFamilies = [...]*family{
 	&famMinersConnected, &famUpstreamsConnected, &famSessionsInGrace, &famMinersDropped,
-	&famPanics, &famUpstreamReconnects, &famNotifyFanout, &famShareRTT,
+	&famPanics, &famUpstreamReconnects, &famPoolInvalid, &famNotifyFanout, &famShareRTT,
 	&famPoolUp, &famPoolDivider, &famPoolSpeed, &famPoolAccepted, &famPoolOneAccepted,
 	&famAlgAccepted, &famAlgOneAccepted,
 	&famUserSpeed, &famUserAccepted, &famUserOneAccepted, &famSharesRejected,

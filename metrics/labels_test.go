@@ -74,6 +74,7 @@ func TestLabelSets(t *testing.T) {
 		"proxy_miners_dropped_total":         {"proxy", "reason"},
 		"proxy_panics_total":                 {"proxy", "where"},
 		"proxy_upstream_reconnects_total":    {"proxy", "pool", "outcome"},
+		"proxy_pool_invalid_messages_total":  {"proxy", "pool", "method"},
 		"proxy_notify_fanout_seconds":        {"proxy"},
 		"proxy_share_rtt_seconds":            {"proxy"},
 		"proxy_pool_up":                      {"proxy", "hash", "pool"},

@@ -87,11 +87,23 @@ func (r *Registry) declarePoolLocked(hash, poolName string, divider float64) *po
 }
 
 // endpoint is one pool address (host:port), whatever the algorithm: the key of
-// proxy_upstream_reconnects_total. Guarded by Registry.mu.
+// proxy_upstream_reconnects_total and proxy_pool_invalid_messages_total. Guarded by Registry.mu.
 type endpoint struct {
 	labels   string // `pool=".."`
 	attempts [len(attemptOutcomes)]uint64
+	invalid  []methodCount // first-seen order; at most maxInvalidMethods, then "other"
 }
+
+type methodCount struct {
+	method string // cleaned and cut, unescaped
+	n      uint64
+}
+
+// maxInvalidMethods bounds the distinct `method` values of proxy_pool_invalid_messages_total per
+// pool; further methods are counted as "other". Why 16: Stratum v1 has about a dozen methods a
+// pool may send, so real ones all fit, while a pool sending garbage method names cannot blow up
+// the label's cardinality.
+const maxInvalidMethods = 16
 
 // Outcomes of a connection attempt to a pool: the `outcome` label of
 // proxy_upstream_reconnects_total. The declared ones are exposed at 0 for every pool from its
@@ -143,4 +155,39 @@ func (r *Registry) UpstreamAttempt(poolName, outcome string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.endpointLocked(poolName).attempts[i]++
+}
+
+// PoolInvalid counts a line from the pool (host:port) that the proxy dropped as invalid, in
+// proxy_pool_invalid_messages_total{proxy,pool,method}: method is the line's method, e.g.
+// "mining.notify" or "mining.set_difficulty" ("" for a line with none). Methods are cut to
+// Config.MaxLabelLen bytes; past maxInvalidMethods distinct ones per pool, they count as "other".
+//
+// PoolInvalid takes the registry's lock; the proxy rate-limits its log line, not this count.
+func (r *Registry) PoolInvalid(poolName, method string) {
+	if r == nil {
+		return
+	}
+	poolName, method = cleanLabel(poolName, 0), cleanLabel(method, r.maxLabel)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ep := r.endpointLocked(poolName)
+	if len(ep.invalid) >= maxInvalidMethods && !ep.hasInvalid(method) {
+		method = "other"
+	}
+	for i := range ep.invalid {
+		if ep.invalid[i].method == method {
+			ep.invalid[i].n++
+			return
+		}
+	}
+	ep.invalid = append(ep.invalid, methodCount{method: method, n: 1})
+}
+
+func (ep *endpoint) hasInvalid(method string) bool {
+	for i := range ep.invalid {
+		if ep.invalid[i].method == method {
+			return true
+		}
+	}
+	return false
 }

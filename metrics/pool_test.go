@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -95,4 +96,42 @@ func TestPoolDividerFallback(t *testing.T) {
 	f(-1)
 	f(math.NaN())
 	f(math.Inf(1))
+}
+
+// TestPoolInvalid checks the counts per pool and method and the cap on distinct methods.
+func TestPoolInvalid(t *testing.T) {
+	r, _ := newTestRegistry(t, Config{Tag: "px", MaxLabelLen: 24})
+	r.PoolInUse("sha256", "a:1", 1)
+	if parse(t, r).families["proxy_pool_invalid_messages_total"] != nil {
+		t.Fatal("invalid-message family before any invalid message")
+	}
+	r.PoolInvalid("a:1", "mining.notify")
+	r.PoolInvalid("a:1", "mining.notify")
+	r.PoolInvalid("a:1", "mining.set_difficulty")
+	r.PoolInvalid("b:1", "mining.notify")
+	r.PoolInvalid("b:1", "")
+	r.PoolInvalid("b:1", "a very long method name indeed") // cut to 24 bytes
+	for i := range maxInvalidMethods + 5 {
+		r.PoolInvalid("c:1", fmt.Sprintf("m%d", i))
+	}
+	r.PoolInvalid("c:1", "m0") // one of the first 16: still its own series
+	x := parse(t, r)
+	f := func(pool, method string, want float64) {
+		t.Helper()
+		l := map[string]string{"proxy": "px", "pool": pool, "method": method}
+		if got := x.value(t, "proxy_pool_invalid_messages_total", l); got != want {
+			t.Errorf("%v = %v, want %v", l, got, want)
+		}
+	}
+	f("a:1", "mining.notify", 2)
+	f("a:1", "mining.set_difficulty", 1)
+	f("b:1", "mining.notify", 1)
+	f("b:1", "", 1)
+	f("b:1", "a very long method name ", 1)
+	f("c:1", "m0", 2)
+	f("c:1", "m15", 1)
+	f("c:1", "other", 5)
+	if n := len(x.find("proxy_pool_invalid_messages_total", map[string]string{"pool": "c:1"})); n != maxInvalidMethods+1 {
+		t.Errorf("%d series for c:1, want %d", n, maxInvalidMethods+1)
+	}
 }
