@@ -60,8 +60,9 @@ type Registry struct {
 
 // group is one (user, hash, pool): the key of the per-user totals.
 type group struct {
-	i       int    // index in Registry.groupList
-	labels  string // `user="..",hash="..",pool=".."`
+	i       int      // index in Registry.groupList
+	key     groupKey // cleaned label values
+	labels  string   // `user="..",hash="..",pool=".."`
 	pool    *pool
 	retired totals  // counts of closed workers; guarded by Registry.mu
 	speed   float64 // sum of its workers' speeds at the last Tick; guarded by Registry.mu
@@ -210,7 +211,7 @@ func (r *Registry) groupLocked(user, hash, poolName string) *group {
 	b := appendLabel(nil, "user", user)
 	b = append(b, ',')
 	b = append(b, p.labels...)
-	g := &group{i: len(r.groupList), labels: string(b), pool: p}
+	g := &group{i: len(r.groupList), key: k, labels: string(b), pool: p}
 	r.groups[k] = g
 	r.groupList = append(r.groupList, g)
 	return g

@@ -15,7 +15,8 @@ const hashesPerDiff1 = 1 << 32
 // proxy_worker_one_sended, proxy_worker_accepted, proxy_worker_one_accepted, proxy_worker_speed
 // and proxy_worker_difficulty, plus its share of the per-user, per-pool and per-algorithm totals.
 //
-// Create it with Registry.NewWorker when the miner authorizes, end it with Close.
+// Create it with Registry.NewWorker when the miner authorizes, end it with Close; when the
+// miner's upstream moves to another pool, MoveTo moves it to that pool's series.
 //
 // Worker is safe for concurrent use. Sent, Accepted, Rejected, SetDifficulty and SetUp do not
 // allocate and touch only this worker's memory with atomics: no lock, nothing shared with other
@@ -205,6 +206,66 @@ func (w *Worker) Close() {
 	r.workers = r.workers[:len(r.workers)-1]
 	delete(r.live, w.upLabels())
 	w.idx = -1
+}
+
+// MoveTo moves the worker to the pool poolName (host:port) after its upstream failed over or
+// back, and returns the worker to use from now on: same worker, user and hash labels, pool
+// poolName. The new worker carries the hashrate window (so proxy_worker_speed continues, and
+// proxy_user_speed and proxy_pool_speed follow at the next Tick), the difficulty and the up
+// state; its counters start at 0. w is closed the way Close does: its series go and its counts
+// stay credited to the old pool's user, pool and algorithm totals, so each pool keeps exactly
+// the shares it accepted while the worker was there.
+//
+// MoveTo to the pool w is already on returns w unchanged, and so does MoveTo on a closed
+// worker (a closed session does not come back). A nil *Worker returns nil.
+//
+// MoveTo takes the registry's lock; it runs per failover, not per share. It is safe while other
+// goroutines still call Sent, Accepted or Rejected on w: a call that races with MoveTo is
+// counted in the old pool's totals if it lands before MoveTo reads w's counts, and is lost
+// otherwise, like any call on w after it returns (as after Close). The proxy should switch to
+// the returned worker on the goroutine that counts the shares, before counting the next one.
+func (w *Worker) MoveTo(poolName string) *Worker {
+	if w == nil {
+		return nil
+	}
+	poolName = cleanLabel(poolName, 0)
+	r := w.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := w.grp.key
+	if w.idx < 0 || k.pool == poolName {
+		return w
+	}
+	nw := &Worker{
+		r:       r,
+		upLen:   w.upLen,
+		divider: w.divider,
+		born:    w.born, // the window keeps its age: no ramp-up after a move
+		grp:     r.groupLocked(k.user, k.hash, poolName),
+		ring:    newRing(len(w.ring.slots) - 1),
+	}
+	b := append([]byte(nil), w.upLabels()...)
+	b = append(b, ',')
+	b = appendLabel(b, "hash", k.hash)
+	b = append(b, ',')
+	b = appendLabel(b, "pool", poolName)
+	nw.labels = string(b)
+	// Tick rotates rings under r.mu, which we hold: the copy sees a stable cur.
+	for i := range w.ring.slots {
+		nw.ring.slots[i].Store(w.ring.slots[i].Load())
+	}
+	nw.ring.cur.Store(w.ring.cur.Load())
+	nw.difficulty.Store(w.difficulty.Load())
+	nw.down.Store(w.down.Load())
+	nw.speed.Store(w.speed.Load())
+
+	// Close w and put nw in its place: same slot in r.workers, same proxy_worker_up label set.
+	w.load(&w.grp.retired)
+	nw.idx = w.idx
+	r.workers[w.idx] = nw
+	r.live[nw.upLabels()] = nw
+	w.idx = -1
+	return nw
 }
 
 // totals are the counts that outlive workers, kept per (user, hash, pool).
