@@ -46,8 +46,10 @@ func (s *Server) account(u store.User) *account {
 }
 
 // join attaches the session s (owned by the calling loop l) to an upstream
-// with room for it, opening a new upstream on l when none has.
-func (a *account) join(s *session, l *loop) *upstream {
+// with room for it, opening a new upstream on l when none has. wantVR
+// says the miner asked for version rolling, so the upstream's login asks
+// the pool for it.
+func (a *account) join(s *session, l *loop, wantVR bool) *upstream {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.dead {
@@ -55,14 +57,18 @@ func (a *account) join(s *session, l *loop) *upstream {
 	}
 	for _, up := range a.ups {
 		if up.tryJoin(s) {
+			if wantVR {
+				up.wantVR.Store(true)
+			}
 			return up
 		}
 	}
 	up := newUpstream(a, l, a.srv.upSeq.Add(1))
 	up.tryJoin(s) // a new upstream always has room
+	up.wantVR.Store(wantVR)
 	a.ups = append(a.ups, up)
 	a.srv.rememberUpstream(up)
-	go up.dial()
+	l.post(event{kind: evPoolRedial, up: up})
 	return up
 }
 

@@ -231,7 +231,7 @@ func TestRestoreWithAnotherUserMovesPool(t *testing.T) {
 	m.Close()
 	waitFor(t, "grace", func() bool { return h.srv.Stats().InGrace == 1 })
 	m2 := h.dial(miner.Config{User: b, Password: "x", SessionID: sid})
-	waitJob(t, m2, "a job from pool B", func(j *miner.Job) bool { return strings.HasPrefix(j.ID, "b") })
+	waitJob(t, m2, "a job from pool B", func(j *miner.Job) bool { return strings.Contains(j.ID, "-b") })
 	mineOne(t, m2)
 	mineOne(t, m2)
 	if sa, sb := pa.Stats(), pb.Stats(); sa.Accepted != 1 || sb.Accepted != 2 {

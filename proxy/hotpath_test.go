@@ -59,12 +59,14 @@ func newHotPath(tb testing.TB, miners int) *hotPath {
 	pool := &fakeConn{}
 	up.conn = pool
 	up.state, up.n, up.en1, up.diff = upReady, 8, []byte("60d1006b"), 1
+	up.loggedIn = true
 	up.ready.Store(true)
 	a.ups = []*upstream{up}
 	h := &hotPath{srv: srv, l: l, up: up, pool: pool}
 	for i := 0; i < miners; i++ {
-		mc := &minerConn{srv: srv, loop: l, c: &fakeConn{}, listIdx: -1, state: stateMining, hasWork: true}
-		s := &session{mc: mc, name: "bench", acct: a, up: up}
+		mc := &minerConn{srv: srv, loop: l, c: &fakeConn{}, listIdx: -1, state: stateMining, hasWork: true, dialect: v1Miner{}}
+		s := &session{mc: mc, acct: a, up: up}
+		s.name = "bench"
 		s.setLayout(uint32(i), 2, 2)
 		up.members[s.prefixVal] = s
 		s.pad = up.padLocked(s)
@@ -75,7 +77,7 @@ func newHotPath(tb testing.TB, miners int) *hotPath {
 		h.mcs = append(h.mcs, mc)
 	}
 	notify := []byte(`{"params":["6b00d15f0000000e","70ae1ef699e477ade257473a07e0cc12146a95850f1235fb9c9f86d55e947646","01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff2f016a000463d2006b045baae9300c","0a636b706f6f6c0d2f636b706f6f6c2d746573742fffffffff0200f2052a010000001976a914cf757c67706ad6275e5b29864fb227788423b8ab88ac0000000000000000266a24aa21a9ede2f61c3f71d1defd3fa999dfa36953755c690689799962b48bebd836974e8cf900000000",[],"20000000","207fffff","6b00d263",true],"id":null,"method":"mining.notify"}`)
-	up.handleLine(notify)
+	poolLine(up, notify)
 	h.job = up.jobs.Load().last()
 	if h.job == nil {
 		tb.Fatal("notify not taken")
@@ -89,13 +91,18 @@ var submitLine = []byte(`{"method": "mining.submit", "params": ["bench.rig", "6b
 // to the pool, the pool's answer and its delivery to the miner.
 func (h *hotPath) relayOne(ans []byte) []byte {
 	mc := h.mcs[0]
-	mc.handleLine(submitLine)
+	mc.dialect.handleLine(mc, submitLine)
 	id := h.up.nextID - 1
 	ans = append(ans[:0], `{"result":true,"error":null,"id":`...)
 	ans = strconv.AppendUint(ans, id, 10)
 	ans = append(ans, '}')
-	h.up.handleLine(ans)
+	poolLine(h.up, ans)
 	return ans
+}
+
+// poolLine hands one line from the pool to the upstream's dialect.
+func poolLine(up *upstream, line []byte) {
+	up.dialect.(*v1Pool).handleLine(up, line)
 }
 
 func TestRelayedShareDoesNotAllocate(t *testing.T) {
@@ -143,7 +150,7 @@ func BenchmarkNotifyFanout1000(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		h.up.handleLine(notify)
+		poolLine(h.up, notify)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/miner")
 }

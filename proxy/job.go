@@ -14,13 +14,17 @@ import (
 // most 16 extranonce2 bytes in practice, so 16 covers every layout.
 const maxPad = 16
 
-var errBadNotify = errors.New("proxy: malformed mining.notify from pool")
+var (
+	errBadNotify     = errors.New("proxy: malformed mining.notify from pool")
+	errBadDifficulty = errors.New("proxy: mining.set_difficulty not a finite difficulty in (0, Diff1]")
+)
 
 // job is one mining.notify from the pool. It is immutable once published,
 // except for its lazily encoded lines, which are published atomically.
 type job struct {
-	id       []byte  // raw JSON job id, quotes included
-	diff     float64 // the pool difficulty in force when the job arrived
+	id       []byte  // raw JSON job id the miners see: the connection tag, then the pool's id
+	poolID   []byte  // raw JSON job id of the pool, quotes included
+	diff     float64 // the pool difficulty in force when the job was sent to miners
 	clean    bool    // clean_jobs as forwarded (forced true after a reconnect)
 	received time.Time
 
@@ -33,17 +37,21 @@ type job struct {
 	lines [maxPad + 1][2]atomic.Pointer[[]byte] // [pad][clean] -> notify line
 }
 
-// newJob copies a notify's params (SplitArray elements of the pool's line)
-// into a job. en1 is the upstream's extranonce1 as hex.
-func newJob(p [][]byte, en1 []byte, diff float64, forceClean bool, now time.Time, tmp []byte) (*job, error) {
-	if len(p) < 9 {
+// newJob checks a notify's params (SplitArray elements of the pool's line)
+// and copies them into a job. en1 is the upstream's extranonce1 as hex and
+// tag the connection's job id prefix. A notify that a miner could not mine
+// on (a field of the wrong type or size) is refused with errBadNotify, so
+// nothing the proxy would itself reject a share for reaches a miner.
+func newJob(p [][]byte, en1, tag []byte, diff float64, forceClean bool, now time.Time, tmp []byte) (*job, error) {
+	if len(p) < 9 || !isQuotedHex(p[0], 0) || len(p[0]) > maxJobIDLen ||
+		!isQuotedHex(p[1], 64) || !isQuotedHex(p[5], 8) || !isQuotedHex(p[6], 8) || !isQuotedHex(p[7], 8) ||
+		!validBranches(p[4]) {
 		return nil, errBadNotify
 	}
 	coinb1, err := hexParam(p[2], tmp)
 	if err != nil {
 		return nil, err
 	}
-	n := len(p[0]) + len(p[1]) + len(coinb1) + len(p[4]) + len(p[5]) + len(p[6]) + len(p[7]) + len(en1)
 	coinb2, err := codec.Unquote(p[3], nil)
 	if err != nil || !isHex(coinb2) {
 		return nil, errBadNotify
@@ -52,14 +60,18 @@ func newJob(p [][]byte, en1 []byte, diff float64, forceClean bool, now time.Time
 	if err != nil {
 		return nil, errBadNotify
 	}
-	buf := make([]byte, 0, n+len(coinb2))
-	cut := func(b []byte) []byte {
+	n := len(tag) + 2*len(p[0]) + len(p[1]) + len(coinb1) + len(coinb2) + len(p[4]) + len(p[5]) + len(p[6]) + len(p[7]) + len(en1)
+	buf := make([]byte, 0, n)
+	cut := func(parts ...[]byte) []byte {
 		s := len(buf)
-		buf = append(buf, b...)
+		for _, b := range parts {
+			buf = append(buf, b...)
+		}
 		return buf[s:len(buf):len(buf)]
 	}
 	j := &job{diff: diff, clean: clean || forceClean, received: now}
-	j.id = cut(p[0])
+	j.poolID = cut(p[0])
+	j.id = cut([]byte{'"'}, tag, p[0][1:])
 	j.prevhash = cut(p[1])
 	j.coinb1 = cut(coinb1)
 	j.coinb2 = cut(coinb2)
@@ -69,6 +81,36 @@ func newJob(p [][]byte, en1 []byte, diff float64, forceClean bool, now time.Time
 	j.ntime = cut(p[7])
 	j.en1 = cut(en1)
 	return j, nil
+}
+
+// maxJobIDLen bounds a pool's job id (quotes included); real pools use 1
+// to 16 characters.
+const maxJobIDLen = 66
+
+// validBranches reports whether raw is a JSON array of 64-digit hex strings.
+func validBranches(raw []byte) bool {
+	var tmp [16][]byte
+	bs, err := codec.SplitArray(raw, tmp[:0])
+	if err != nil || len(bs) > 32 {
+		return false
+	}
+	for _, b := range bs {
+		if !isQuotedHex(b, 64) {
+			return false
+		}
+	}
+	return true
+}
+
+// resent returns a copy of j sent again under difficulty diff and clean
+// flag clean (a keepalive, or the pool's new difficulty without a new job).
+// It shares j's immutable fields, not its encoded lines.
+func (j *job) resent(diff float64, clean bool, now time.Time) *job {
+	return &job{
+		id: j.id, poolID: j.poolID, diff: diff, clean: clean, received: now,
+		prevhash: j.prevhash, branches: j.branches, version: j.version, nbits: j.nbits, ntime: j.ntime,
+		coinb1: j.coinb1, coinb2: j.coinb2, en1: j.en1,
+	}
 }
 
 // line returns the miner-facing notify for padding pad, encoding it once.
@@ -126,9 +168,11 @@ type jobSet struct {
 // difficulty a share was mined at; pools keep fewer than this valid.
 const maxJobs = 16
 
+// with returns the set plus j; a clean job starts a new set, since the
+// pool has just invalidated every older one.
 func (s *jobSet) with(j *job) *jobSet {
 	n := &jobSet{jobs: make([]*job, 0, maxJobs)}
-	if s != nil {
+	if s != nil && !j.clean {
 		old := s.jobs
 		if len(old) >= maxJobs {
 			old = old[len(old)-maxJobs+1:]

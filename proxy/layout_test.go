@@ -123,7 +123,7 @@ func TestSplitLayoutReproducesAcceptedShares(t *testing.T) {
 			continue // the miner used bytes the proxy fixes to zero
 		}
 		tried++
-		j, err := newJob(sh.notify, []byte(sh.en1), sh.diff, false, time.Now(), nil)
+		j, err := newJob(sh.notify, []byte(sh.en1), []byte("1-"), sh.diff, false, time.Now(), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", sh.file, err)
 		}

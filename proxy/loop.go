@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -17,12 +18,17 @@ const (
 	evAnswer      eventKind = iota + 1 // write a pool's answer to a miner's submit (mc, id, ok, code, msg)
 	evNotify                           // fan a job out to this loop's members of up (up, job)
 	evLine                             // write one pre-encoded line to this loop's members of up (up, line)
-	evDifficulty                       // the pool's difficulty changed (up, f)
 	evVersionMask                      // the pool's version mask changed (up)
 	evUpReady                          // up logged in: answer waiting authorizes, send work (up)
+	evLoginFailed                      // every pool refused up's login: answer waiting authorizes false (up, msg)
+	evGiveUp                           // up has had no working pool for GiveUp: close its miners (up)
 	evRelayout                         // up's extranonce layout changed: refit members (up)
 	evFlush                            // write up's queued submits to the pool (up; posted to up's loop)
-	evUpClose                          // close up's socket on its loop (up)
+	evUpClose                          // up closed for good: close its socket (up; up's loop)
+	evPoolRedial                       // dial up's current target (up; up's loop)
+	evPoolDialFailed                   // up's connect failed (up, msg; up's loop)
+	evProbeDone                        // a failback probe ended (up, ok; up's loop)
+	evUpTick                           // up's housekeeping (up; up's loop)
 	evSweep                            // housekeeping: timeouts on this loop's connections
 )
 
@@ -70,8 +76,11 @@ type loop struct {
 	conns  []*minerConn // every miner connection on this loop, for sweeps
 	msg    codec.Message
 	params [][]byte
-	wbuf   []byte // scratch for encoding one line
-	tmp    []byte // scratch for unquoting
+	wbuf    []byte // scratch for encoding one line
+	dbuf    []byte // scratch for a set_difficulty shared by a fan-out
+	tmp     []byte // scratch for unquoting
+	scratch []*minerConn
+	share   shareReq // scratch for one share on its way to a pool
 }
 
 // post queues ev for the loop. Safe for concurrent use; only the first post
@@ -101,11 +110,22 @@ func (l *loop) Run(context.Context) error {
 	l.armed = false
 	l.mu.Unlock()
 	for i := range q {
-		l.handle(&q[i])
+		l.handleSafe(&q[i])
 		q[i] = event{} // drop references for the GC
 	}
 	l.spare = q[:0]
 	return nil
+}
+
+// handleSafe handles one event; a panic is recovered, counted and ends
+// only the connection the event was about.
+func (l *loop) handleSafe(ev *event) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.srv.recovered(r, ev.mc, ev.up)
+		}
+	}()
+	l.handle(ev)
 }
 
 func (l *loop) handle(ev *event) {
@@ -116,18 +136,28 @@ func (l *loop) handle(ev *event) {
 		ev.up.fanoutNotify(l, ev.job)
 	case evLine:
 		ev.up.fanoutLine(l, ev.line)
-	case evDifficulty:
-		ev.up.fanoutDifficulty(l, ev.f)
 	case evVersionMask:
 		ev.up.fanoutVersionMask(l)
 	case evUpReady:
 		ev.up.onReadyLoop(l)
+	case evLoginFailed:
+		ev.up.onLoginFailedLoop(l, ev.msg)
+	case evGiveUp:
+		ev.up.onGiveUpLoop(l)
 	case evRelayout:
 		ev.up.refitLoop(l)
 	case evFlush:
 		ev.up.flush()
 	case evUpClose:
-		ev.up.closeConnLoop()
+		ev.up.onUpClose()
+	case evPoolRedial:
+		ev.up.startDial()
+	case evPoolDialFailed:
+		ev.up.onDialFailed(ev.msg)
+	case evProbeDone:
+		ev.up.onProbeDone(ev.ok)
+	case evUpTick:
+		ev.up.tick(time.Now())
 	case evSweep:
 		l.sweep()
 	}

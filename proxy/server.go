@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,9 @@ type Server struct {
 	loops    map[gnet.EventLoop]*loop
 	loopList atomic.Pointer[[]*loop]
 
-	sessMu   sync.Mutex
-	sessions map[string]*session   // live and detached, by id
-	grace    map[*session]struct{} // detached, waiting out their grace
+	sess     sessionTable
+	prefixes *prefixAlloc
+	noConf   sync.Map // pool address -> struct{}: it closes connections on mining.configure
 
 	acctMu   sync.Mutex
 	accounts map[string]*account
@@ -53,9 +54,10 @@ type Server struct {
 	upMu sync.Mutex
 	ups  map[*upstream]struct{}
 
-	conns     atomic.Int64
-	upSeq     atomic.Uint64
-	prefixCtr atomic.Uint32
+	conns        atomic.Int64
+	upSeq        atomic.Uint64
+	partialBytes atomic.Int64 // bytes of incomplete miner lines held, all connections
+	draining     atomic.Bool  // Stop was called: no new miners
 }
 
 // New checks cfg and builds a Server.
@@ -85,11 +87,11 @@ func New(cfg Config) (*Server, error) {
 		booted:   make(chan struct{}),
 		done:     make(chan struct{}),
 		loops:    make(map[gnet.EventLoop]*loop),
-		sessions: make(map[string]*session),
-		grace:    make(map[*session]struct{}),
+		prefixes: newPrefixAlloc(cfg.prefixSize()),
 		accounts: make(map[string]*account),
 		ups:      make(map[*upstream]struct{}),
 	}
+	s.sess.byID = make(map[string]*session)
 	empty := []*loop{}
 	s.loopList.Store(&empty)
 	return s, nil
@@ -98,6 +100,9 @@ func New(cfg Config) (*Server, error) {
 // Start binds the stratum address and serves in the background. It
 // returns once the listener is bound (Addr is then valid) or failed.
 func (s *Server) Start() error {
+	if err := checkListen(s.cfg.addr()); err != nil {
+		return err
+	}
 	go func() {
 		defer close(s.done)
 		err := gnet.Run(s, "tcp://"+s.cfg.addr(),
@@ -125,14 +130,18 @@ func (s *Server) Start() error {
 // Addr is the bound stratum address (host:port), valid after Start.
 func (s *Server) Addr() string { return s.addr }
 
-// Stop closes the listener and every connection and waits for the engine.
+// Stop drains and stops the proxy: new miners are refused, shares in
+// flight get their pools' answers (for at most DrainTimeout, or until ctx
+// ends), then every connection is closed and Stop waits for the engine.
 func (s *Server) Stop(ctx context.Context) error {
-	s.cancel()
 	select {
 	case <-s.booted:
 	default:
+		s.cancel()
 		return nil
 	}
+	s.drain(ctx)
+	s.cancel()
 	if err := s.eng.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Debug().Err(err).Msg("engine stop")
 	}
@@ -142,6 +151,38 @@ func (s *Server) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// drain refuses new miners and waits until no share is in flight and every
+// loop delivered its answers, for at most DrainTimeout.
+func (s *Server) drain(ctx context.Context) {
+	s.draining.Store(true)
+	deadline := time.Now().Add(s.cfg.drainTimeout())
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		if st := s.Stats(); st.Pending == 0 && s.mailboxesEmpty() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	s.log.Warn().Int("pending", s.Stats().Pending).Msg("drain timeout: closing with shares in flight")
+}
+
+func (s *Server) mailboxesEmpty() bool {
+	for _, l := range s.loopSnapshot() {
+		l.mu.Lock()
+		busy := len(l.queue) > 0 || l.armed
+		l.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
 }
 
 // OnBoot records the engine and the bound address.
@@ -180,11 +221,19 @@ func (s *Server) loopFor(el gnet.EventLoop) *loop {
 func (s *Server) loopSnapshot() []*loop { return *s.loopList.Load() }
 
 // OnOpen admits a miner, or starts an enrolled upstream's handshake.
-func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 	l := s.loopFor(c.EventLoop())
 	if up, ok := c.Context().(*upstream); ok {
-		up.onOpen(c)
-		return nil, gnet.None
+		defer func() {
+			if r := recover(); r != nil {
+				s.recovered(r, nil, up)
+				action = gnet.Close
+			}
+		}()
+		return nil, up.onOpen(c)
+	}
+	if s.draining.Load() {
+		return codec.AppendError(nil, nullID, codec.CodeOther, "proxy shutting down"), gnet.Close
 	}
 	if s.conns.Load() >= int64(s.cfg.maxConnections()) {
 		s.met.Dropped(dropMaxConnections)
@@ -192,7 +241,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	}
 	s.conns.Add(1)
 	now := time.Now()
-	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), listIdx: -1, opened: now, lastRead: now}
+	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), listIdx: -1, opened: now, lastLine: now, dialect: v1Miner{}}
 	mc.log = s.log.With().Str("miner", mc.addr).Logger()
 	mc.connIdx = len(l.conns)
 	l.conns = append(l.conns, mc)
@@ -201,8 +250,17 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnTraffic hands the bytes to the miner's or upstream's decoder.
-func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+// OnTraffic hands the bytes to the miner's or upstream's decoder. A panic
+// in either is recovered, counted and closes only that connection.
+func (s *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
+	defer func() {
+		if r := recover(); r != nil {
+			mc, _ := c.Context().(*minerConn)
+			up, _ := c.Context().(*upstream)
+			s.recovered(r, mc, up)
+			action = gnet.Close
+		}
+	}()
 	switch x := c.Context().(type) {
 	case *minerConn:
 		return x.onTraffic()
@@ -212,9 +270,14 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.Close
 }
 
-// OnClose detaches a miner's session (it waits out its grace period) or
-// schedules an upstream's redial.
+// OnClose detaches a miner's session (an authorized one waits out its
+// grace period) or schedules an upstream's redial.
 func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+	defer func() {
+		if r := recover(); r != nil {
+			s.recovered(r, nil, nil)
+		}
+	}()
 	switch x := c.Context().(type) {
 	case *minerConn:
 		s.closeMiner(x)
@@ -222,6 +285,29 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 		x.onClose(err)
 	}
 	return gnet.None
+}
+
+// recovered logs and counts a panic caught at a connection boundary and
+// closes the connection it was about (a miner, or a pool socket, which is
+// then redialled); the process and every other connection go on.
+func (s *Server) recovered(r any, mc *minerConn, up *upstream) {
+	stack := debug.Stack()
+	ev := s.log.Error().Interface("panic", r).Bytes("stack", stack)
+	switch {
+	case mc != nil:
+		s.met.Panic("miner")
+		ev.Str("miner", mc.addr).Msg("recovered a panic; closing the miner")
+		mc.drop(metrics.DropPanic)
+	case up != nil:
+		s.met.Panic("pool")
+		ev.Uint64("upstream", up.seq).Msg("recovered a panic; closing the pool connection")
+		up.closeReq = true
+		if up.conn != nil {
+			_ = up.conn.Close() // asynchronous: safe inside a callback
+		}
+	default:
+		ev.Msg("recovered a panic")
+	}
 }
 
 func (s *Server) closeMiner(mc *minerConn) {
@@ -242,63 +328,12 @@ func (s *Server) closeMiner(mc *minerConn) {
 	}
 	mc.setState(stateClosed)
 	mc.closing = true
+	mc.setPartial(0)
 	s.conns.Add(-1)
 	s.met.MinersConnected(-1)
 	if sess := mc.sess; sess != nil {
 		s.detach(sess)
 	}
-}
-
-// newSession creates a session with a fresh id and extranonce prefix.
-func (s *Server) newSession(mc *minerConn) *session {
-	k := s.cfg.prefixSize()
-	v := s.prefixCtr.Add(1) - 1
-	if k < 4 {
-		v &= 1<<(8*k) - 1
-	}
-	sess := &session{mc: mc}
-	sess.setLayout(v, k, s.cfg.extranonce2Size())
-	s.sessMu.Lock()
-	for {
-		sess.id = newSessionID()
-		if _, dup := s.sessions[sess.id]; !dup {
-			break
-		}
-	}
-	s.sessions[sess.id] = sess
-	s.sessMu.Unlock()
-	return sess
-}
-
-// detach starts a session's grace period.
-// Everything the closing loop does to the session happens before it is
-// handed to the restore table: from then on another loop may own it.
-func (s *Server) detach(sess *session) {
-	if sess.worker != nil {
-		sess.worker.SetUp(false)
-	}
-	s.met.SessionsInGrace(1)
-	s.sessMu.Lock()
-	sess.mc = nil
-	sess.graceUntil = time.Now().Add(s.cfg.sessionGrace())
-	s.grace[sess] = struct{}{}
-	s.sessMu.Unlock()
-}
-
-// restore hands a detached session to mc, or returns nil when sid is
-// unknown, expired or still attached to a live connection.
-func (s *Server) restore(sid string, mc *minerConn) *session {
-	s.sessMu.Lock()
-	sess := s.sessions[sid]
-	if sess == nil || sess.mc != nil {
-		s.sessMu.Unlock()
-		return nil
-	}
-	sess.mc = mc
-	delete(s.grace, sess)
-	s.sessMu.Unlock()
-	s.met.SessionsInGrace(-1)
-	return sess
 }
 
 // OnTick runs the housekeeping: per-loop sweeps, grace expiry, share
@@ -310,58 +345,11 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 	}
 	s.expireSessions(now)
 	s.upMu.Lock()
-	ups := make([]*upstream, 0, len(s.ups))
 	for up := range s.ups {
-		ups = append(ups, up)
+		up.loop.post(event{kind: evUpTick, up: up})
 	}
 	s.upMu.Unlock()
-	for _, up := range ups {
-		up.sweep(now)
-	}
 	return s.cfg.tickInterval(), gnet.None
-}
-
-func (s *Server) expireSessions(now time.Time) {
-	var gone []*session
-	s.sessMu.Lock()
-	for sess := range s.grace {
-		if now.After(sess.graceUntil) {
-			delete(s.grace, sess)
-			delete(s.sessions, sess.id)
-			gone = append(gone, sess)
-		}
-	}
-	s.sessMu.Unlock()
-	for _, sess := range gone {
-		s.met.SessionsInGrace(-1)
-		if sess.up != nil {
-			sess.up.leave(sess)
-		}
-		if sess.worker != nil {
-			sess.worker.Close()
-		}
-	}
-}
-
-// sweep closes this loop's miners that missed a deadline and answers
-// authorizes that waited long enough for their upstream.
-func (l *loop) sweep() {
-	now := time.Now()
-	cfg := &l.srv.cfg
-	for _, mc := range l.conns {
-		switch {
-		case mc.closing:
-		case mc.state < stateAuthorizing && (mc.sess == nil || mc.sess.up == nil) &&
-			now.Sub(mc.opened) > cfg.handshakeTimeout():
-			mc.drop(dropHandshakeTimeout)
-		case now.Sub(mc.lastRead) > cfg.idleTimeout():
-			mc.drop(dropIdleTimeout)
-		case mc.mustRelay && mc.state == stateMining && now.After(mc.relayBy):
-			mc.relay() // never sent mining.extranonce.subscribe: reconnect once
-		case mc.state == stateAuthorizing && now.After(mc.authBy):
-			mc.authorized()
-		}
-	}
 }
 
 func (s *Server) rememberUpstream(up *upstream) {
@@ -403,9 +391,9 @@ type Stats struct {
 // Stats returns current counts. Safe for concurrent use.
 func (s *Server) Stats() Stats {
 	st := Stats{Miners: int(s.conns.Load())}
-	s.sessMu.Lock()
-	st.Sessions, st.InGrace = len(s.sessions), len(s.grace)
-	s.sessMu.Unlock()
+	s.sess.mu.Lock()
+	st.Sessions, st.InGrace = len(s.sess.byID), s.sess.grace
+	s.sess.mu.Unlock()
 	s.upMu.Lock()
 	st.Upstreams = len(s.ups)
 	for up := range s.ups {

@@ -1,11 +1,7 @@
 package proxy
 
 import (
-	"context"
-	"encoding/hex"
 	"math/rand/v2"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,38 +11,6 @@ import (
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
 	"github.com/stratum-proxy/stratum-proxy/metrics"
-	"github.com/stratum-proxy/stratum-proxy/store"
-)
-
-// upState is an upstream's connection state. Transitions:
-//
-//	upDialing -> upHandshake   socket enrolled on the loop, subscribe sent
-//	upHandshake -> upReady     the pool accepted mining.authorize
-//	any -> upDown              socket closed or dial failed; a redial is scheduled
-//	upDown -> upDialing        the redial timer fired
-//	any -> upClosed            the last member left; never redialled
-type upState uint8
-
-const (
-	upDialing upState = iota
-	upHandshake
-	upReady
-	upDown
-	upClosed
-)
-
-var upStateNames = [...]string{"dialing", "handshake", "ready", "down", "closed"}
-
-func (s upState) String() string { return upStateNames[s] }
-
-// Request ids the proxy uses towards a pool: the handshake has fixed small
-// ids, submits count up from firstSubmitID so the two never meet.
-const (
-	idConfigure   = 1
-	idSubscribe   = 2
-	idAuthorize   = 3
-	idXnSubscribe = 4
-	firstSubmitID = 16
 )
 
 // pending is a share sent upstream and not yet answered.
@@ -60,79 +24,113 @@ type pending struct {
 	long   string // the miner's id when longer than maxInlineID
 }
 
-// upstream is one logical pool connection of an account. It outlives its
-// sockets: redials and failover to a backup pool keep its members, whose
-// extranonce prefixes stay valid because the pool's extranonce1 travels in
-// coinb1.
+// upstream is one logical pool connection of an account: its members (the
+// miners sharing it by extranonce prefix), the pool's work, and the
+// connection manager (poolconn.go) that keeps a socket logged in to one of
+// the account's targets. It outlives its sockets: redials and failover keep
+// its members, whose prefixes stay valid because the pool's extranonce1
+// travels in coinb1.
 type upstream struct {
 	// Static after construction.
 	srv     *Server
 	acct    *account
-	loop    *loop // the loop its socket lives on
+	loop    *loop // the loop its socket lives on and that owns its connection state
 	seq     uint64
 	log     zerolog.Logger
 	lists   []memberList // lists[i] is owned by loop i
 	passthr bool
+	// dialect speaks the pool's protocol: its parsing state is owned by
+	// the loop, its submit encoding is stateless (miner loops call it).
+	dialect poolDialect
 
-	ready atomic.Bool
-	jobs  atomic.Pointer[jobSet]
+	ready  atomic.Bool // logged in (mirrors state == upReady)
+	wantVR atomic.Bool // a member asked for version rolling
+	jobs   atomic.Pointer[jobSet]
 
 	mu sync.Mutex
-	// Guarded by mu.
-	state        upState
-	members      map[uint32]*session // by prefix value
-	k            int                 // prefix bytes of every member
-	n            int                 // the pool's extranonce2 size, 0 until known
-	en1          []byte              // the pool's extranonce1, hex
-	diff         float64             // pool difficulty in force
-	mask         uint32              // version-rolling mask granted by the pool
-	target       int                 // index into acct.targets being used
-	tried        int                 // targets tried in this round of failures
-	backoff      time.Duration
-	redirectWait time.Duration // client.reconnect's wait before the next dial
-	nextProbe    time.Time
-	pending      map[uint64]*pending
-	free         []*pending // recycled pending entries
-	nextID       uint64
-	out, spare   []byte // submit lines queued for the pool's socket
-	armed        bool   // an evFlush is queued
-	everUp       bool
+	// Guarded by mu; the pool's fields are written only on up.loop.
+	state   upState
+	members map[uint32]*session // by prefix value
+	k       int                 // prefix bytes of every member
+	n       int                 // the pool's extranonce2 size, 0 until known
+	en1     []byte              // the pool's extranonce1, hex
+	diff    float64             // pool difficulty in force
+	mask    uint32              // version-rolling mask granted by the pool
+	user    string              // login user of the connected target: submits carry it
+	pool    string              // address of the connected target
+	pending map[uint64]*pending
+	free    []*pending // recycled pending entries
+	nextID  uint64
+	out     []byte // submit lines queued for the pool's socket
+	spare   []byte
+	armed   bool // an evFlush is queued
 
-	// Owned by the loop.
-	conn       gnet.Conn
-	forceClean bool
-	msg        codec.Message
-	params     [][]byte
-	tmp, wbuf  []byte
+	// Owned by up.loop: the connection manager's state.
+	conn         gnet.Conn
+	dialing      string // address being dialled
+	connected    bool   // counted in proxy_upstreams_connected
+	loggedIn     bool   // counted in proxy_pool_up
+	closeReq     bool   // stop parsing; OnTraffic returns gnet.Close
+	configured   bool   // this login sent mining.configure
+	subscribedOK bool   // the pool answered mining.subscribe
+	timedOut     bool   // the login deadline passed
+	refused      bool   // the pool refused the login
+	reconnecting bool   // closing on the pool's client.reconnect
+	failback     bool   // closing a backup because the primary is back
+	probing      bool
+	gaveUp       bool
+	refusal      string // the pool's last reason for refusing the login
+	target       int    // index into acct.targets
+	tried        int    // failed attempts in this round
+	roundRefused int    // of which refused logins
+	backoff      time.Duration
+	openedAt     time.Time
+	readyAt      time.Time
+	deadline     time.Time // login deadline
+	leaveAt      time.Time // client.reconnect's wait ends
+	downSince    time.Time
+	nextProbe    time.Time
+	lastJobAt    time.Time
+	gen          uint32 // connection generation: the job id tag
+	tag          []byte
+	forceClean   bool
+	diffResend   bool // set_difficulty seen after the last notify of this read
+	invalidAt    time.Time
+	invalidN     int
+	wbuf         []byte
 }
 
 func newUpstream(a *account, l *loop, seq uint64) *upstream {
 	srv := a.srv
 	up := &upstream{
-		srv:     srv,
-		acct:    a,
-		loop:    l,
-		seq:     seq,
-		lists:   make([]memberList, srv.cfg.loops()),
-		passthr: a.mode == ModePassthrough,
-		members: make(map[uint32]*session),
-		k:       srv.cfg.prefixSize(),
-		pending: make(map[uint64]*pending),
-		nextID:  firstSubmitID,
-		diff:    1,
+		srv:       srv,
+		acct:      a,
+		loop:      l,
+		seq:       seq,
+		lists:     make([]memberList, srv.cfg.loops()),
+		passthr:   a.mode == ModePassthrough,
+		members:   make(map[uint32]*session),
+		k:         srv.cfg.prefixSize(),
+		pending:   make(map[uint64]*pending),
+		nextID:    firstSubmitID,
+		diff:      1,
+		downSince: time.Now(),
+		state:     upWaiting,
+		dialect:   newV1Pool(),
 	}
 	up.log = srv.log.With().Str("user", a.name).Uint64("upstream", seq).Logger()
+	for _, t := range a.targets {
+		srv.met.PoolInUse(a.algo, t.Pool, a.divider)
+	}
 	return up
 }
-
-func (up *upstream) targetLocked() store.Account { return up.acct.targets[up.target] }
 
 // capacityLocked is how many members the upstream may hold.
 func (up *upstream) capacityLocked() int {
 	if up.passthr {
 		return 1
 	}
-	c := 1 << (8 * up.k)
+	c := 1 << (8 * min(up.k, 3))
 	if m := up.srv.cfg.MaxMinersPerUpstream; m > 0 && m < c {
 		c = m
 	}
@@ -140,7 +138,8 @@ func (up *upstream) capacityLocked() int {
 }
 
 // chooseK picks the prefix size for a pool extranonce2 size n, leaving
-// miners at least 2 bytes (ASICs need them) where the pool allows it.
+// miners at least 2 bytes (cgminer/bmminer accept extranonce2 sizes 2-8
+// only) where the pool allows it.
 func (up *upstream) chooseK(n int) int {
 	k := up.srv.cfg.prefixSize()
 	if up.passthr {
@@ -189,32 +188,57 @@ func (up *upstream) padLocked(s *session) int {
 	return up.n - s.k - s.m
 }
 
-// relayoutLocked gives s a fresh prefix of up.k bytes and the rest of the
-// pool's extranonce2 space, registering it as a member.
+// relayoutLocked gives s a prefix of up.k bytes that no other member holds
+// (the upstream's free set is the complement of members) and the rest of
+// the pool's extranonce2 space, registering it as a member.
 func (up *upstream) relayoutLocked(s *session) bool {
 	k, m := up.k, up.srv.cfg.extranonce2Size()
 	if up.n > 0 {
 		m = up.n - k
 	}
-	space := uint32(1) << (8 * k)
+	v, ok := up.freePrefixLocked(k, s)
+	if !ok {
+		return false
+	}
+	if cur, ok := up.members[s.prefixVal]; ok && cur == s {
+		delete(up.members, s.prefixVal)
+	}
+	up.srv.prefixes.release(s)
+	s.setLayout(v, k, m)
+	up.srv.prefixes.hold(s)
+	up.members[v] = s
+	s.pad = up.padLocked(s)
+	return true
+}
+
+// freePrefixLocked finds a k-byte prefix value not held by another member.
+// Small spaces are scanned from a random start; large ones (k >= 3) are
+// sampled, since members fill only a tiny part of them.
+func (up *upstream) freePrefixLocked(k int, s *session) (uint32, bool) {
 	if k == 0 {
-		space = 1
-	}
-	start := rand.Uint32N(space)
-	for i := uint32(0); i < space; i++ {
-		v := (start + i) % space
-		if old, taken := up.members[v]; taken && old != s {
-			continue
+		if old, taken := up.members[0]; taken && old != s {
+			return 0, false
 		}
-		if cur, ok := up.members[s.prefixVal]; ok && cur == s {
-			delete(up.members, s.prefixVal)
-		}
-		s.setLayout(v, k, m)
-		up.members[v] = s
-		s.pad = up.padLocked(s)
-		return true
+		return 0, true
 	}
-	return false
+	space := uint64(1) << (8 * k)
+	if k >= 3 {
+		for range 64 {
+			v := uint32(rand.Uint64N(space))
+			if old, taken := up.members[v]; !taken || old == s {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	start := rand.Uint64N(space)
+	for i := uint64(0); i < space; i++ {
+		v := uint32((start + i) % space)
+		if old, taken := up.members[v]; !taken || old == s {
+			return v, true
+		}
+	}
+	return 0, false
 }
 
 // leave removes s; the last member to leave closes the upstream.
@@ -242,301 +266,13 @@ func (up *upstream) leave(s *session) {
 	}
 }
 
-// dial connects to the current target off the event loop and enrolls the
-// socket on up.loop. It runs on its own goroutine.
-func (up *upstream) dial() {
-	up.mu.Lock()
-	if up.state == upClosed {
-		up.mu.Unlock()
-		return
+// onUpClose runs on up.loop once the upstream is closed for good.
+func (up *upstream) onUpClose() {
+	up.closeConn()
+	if up.loggedIn { // no socket, but never leave a login counted
+		up.loggedIn = false
+		up.srv.met.PoolLogin(up.acct.algo, up.pool, up.acct.divider, -1)
 	}
-	up.state = upDialing
-	t := up.targetLocked()
-	up.mu.Unlock()
-
-	d := net.Dialer{Timeout: up.srv.cfg.dialTimeout(), KeepAlive: time.Minute}
-	c, err := d.DialContext(up.srv.ctx, "tcp", t.Pool)
-	if err == nil {
-		var ch <-chan gnet.RegisteredResult
-		ch, err = up.loop.el.Enroll(gnet.NewContext(context.Background(), up), c)
-		if err != nil {
-			c.Close()
-		} else if res := <-ch; res.Err != nil {
-			err = res.Err
-		}
-	}
-	if err != nil {
-		up.dialFailed(t.Pool, err)
-	}
-}
-
-// dialFailed moves to the next target (failover) and schedules a redial;
-// after a whole round of targets failed it backs off exponentially.
-func (up *upstream) dialFailed(pool string, err error) {
-	up.mu.Lock()
-	if up.state == upClosed {
-		up.mu.Unlock()
-		return
-	}
-	up.state = upDown
-	up.tried++
-	var delay time.Duration
-	if up.tried >= len(up.acct.targets) {
-		up.tried = 0
-		up.backoff = min(max(up.backoff*2, up.srv.cfg.backoffMin()), up.srv.cfg.backoffMax())
-		delay = jitter(up.backoff)
-	}
-	up.target = (up.target + 1) % len(up.acct.targets)
-	next := up.targetLocked().Pool
-	up.mu.Unlock()
-	up.log.Warn().Err(err).Str("pool", pool).Str("next", next).Dur("in", delay).Msg("pool connect failed")
-	up.srv.after(delay, up.dial)
-}
-
-// jitter spreads d over [d/2, d) so that many upstreams of a dead pool do
-// not redial in lockstep.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
-}
-
-// onOpen runs on up.loop when the socket is enrolled: start the handshake.
-func (up *upstream) onOpen(c gnet.Conn) {
-	up.mu.Lock()
-	if up.state == upClosed {
-		// The last member left while we dialled.
-		up.mu.Unlock()
-		_ = up.loop.el.Close(c)
-		return
-	}
-	up.conn = c
-	up.forceClean = true
-	// Jobs of an earlier connection carry its extranonce1: never reuse them.
-	up.jobs.Store(nil)
-	up.state = upHandshake
-	reconnect := up.everUp
-	pool := up.targetLocked().Pool
-	up.mu.Unlock()
-	up.srv.met.UpstreamsConnected(1)
-	if reconnect {
-		up.srv.met.UpstreamReconnect(pool)
-	}
-	b := up.wbuf[:0]
-	b = codec.AppendRequest(b, []byte(strconv.Itoa(idConfigure)), codec.MethodConfigure,
-		[]byte(`[["version-rolling"],{"version-rolling.mask":"ffffffff","version-rolling.min-bit-count":2}]`))
-	params := append([]byte{'['}, codec.AppendStringS(nil, up.srv.cfg.userAgent())...)
-	params = append(params, ']')
-	b = codec.AppendRequest(b, []byte(strconv.Itoa(idSubscribe)), codec.MethodSubscribe, params)
-	up.wbuf = b
-	_, _ = c.Write(b)
-	up.log.Debug().Str("pool", pool).Msg("pool connected")
-}
-
-// onClose runs on up.loop when the socket closed: fail pending shares and
-// schedule the redial.
-func (up *upstream) onClose(err error) {
-	up.conn = nil
-	up.ready.Store(false)
-	up.srv.met.UpstreamsConnected(-1)
-	up.mu.Lock()
-	pool := up.targetLocked().Pool
-	closed := up.state == upClosed
-	if !closed {
-		up.state = upDown
-	}
-	failed := up.takeAllPendingLocked()
-	up.out = up.out[:0]
-	up.mu.Unlock()
-	up.srv.met.PoolUp(up.acct.algo, pool, up.acct.divider, false)
-	for _, p := range failed {
-		up.answer(p, false, codec.CodeOther, "pool connection lost", metrics.ReasonPoolError)
-	}
-	if closed || up.srv.ctx.Err() != nil {
-		return // the last member left, or the proxy is stopping
-	}
-	up.log.Warn().Err(err).Str("pool", pool).Msg("pool connection lost")
-	up.mu.Lock()
-	var delay time.Duration
-	if up.redirectWait > 0 {
-		delay, up.redirectWait = up.redirectWait, 0
-	} else {
-		up.backoff = min(max(up.backoff*2, up.srv.cfg.backoffMin()), up.srv.cfg.backoffMax())
-		delay = jitter(up.backoff)
-	}
-	up.mu.Unlock()
-	up.srv.after(delay, up.dial)
-}
-
-func (up *upstream) takeAllPendingLocked() []*pending {
-	if len(up.pending) == 0 {
-		return nil
-	}
-	out := make([]*pending, 0, len(up.pending))
-	for id, p := range up.pending {
-		out = append(out, p)
-		delete(up.pending, id)
-	}
-	return out
-}
-
-// closeConnLoop closes the socket on its loop (failback, last member gone).
-func (up *upstream) closeConnLoop() {
-	if up.conn != nil {
-		_ = up.loop.el.Close(up.conn)
-	}
-}
-
-// onTraffic decodes the pool's lines on up.loop.
-func (up *upstream) onTraffic(c gnet.Conn) gnet.Action {
-	buf, _ := c.Peek(-1)
-	off := 0
-	max := up.srv.cfg.maxLineSize()
-	for off < len(buf) {
-		line, n, err := codec.NextLine(buf[off:], max)
-		if err != nil {
-			up.log.Warn().Err(err).Msg("pool sent an overlong line; reconnecting")
-			_, _ = c.Discard(len(buf))
-			return gnet.Close
-		}
-		off += n
-		if line == nil {
-			break
-		}
-		up.handleLine(line)
-	}
-	_, _ = c.Discard(off)
-	return gnet.None
-}
-
-func (up *upstream) handleLine(line []byte) {
-	m := &up.msg
-	if err := codec.Decode(line, m); err != nil {
-		up.log.Warn().Err(err).Msg("bad line from pool")
-		return
-	}
-	if len(m.Method) == 0 {
-		if m.HasID() {
-			up.handleResponse(m)
-		}
-		return
-	}
-	var err error
-	switch string(m.Method) {
-	case codec.MethodNotify:
-		err = up.handleNotify(m)
-	case codec.MethodSetDifficulty:
-		err = up.handleSetDifficulty(m)
-	case codec.MethodSetExtranonce:
-		err = up.handleSetExtranonce(m)
-	case codec.MethodSetVersionMask:
-		err = up.handleSetVersionMask(m)
-	case codec.MethodReconnect:
-		up.handleReconnect(m)
-	case codec.MethodShowMessage:
-		up.handleShowMessage(m)
-	case codec.MethodGetVersion:
-		up.reply(m.ID, codec.AppendStringS(nil, up.srv.cfg.userAgent()))
-	case codec.MethodPing:
-		up.reply(m.ID, []byte(`"pong"`))
-	default:
-		if m.HasID() {
-			up.wbuf = codec.AppendError(up.wbuf[:0], m.ID, codec.CodeMethodNotFound, "unknown method")
-			up.write(up.wbuf)
-		}
-	}
-	if err != nil {
-		up.log.Warn().Err(err).Str("method", string(m.Method)).Msg("bad request from pool")
-	}
-}
-
-func (up *upstream) reply(id, result []byte) {
-	if id == nil || codec.IsNull(id) {
-		return
-	}
-	up.wbuf = codec.AppendResult(up.wbuf[:0], id, result)
-	up.write(up.wbuf)
-}
-
-func (up *upstream) write(b []byte) {
-	if up.conn != nil {
-		_, _ = up.conn.Write(b)
-	}
-}
-
-func (up *upstream) handleResponse(m *codec.Message) {
-	id, err := codec.ParseInt(m.ID)
-	if err != nil {
-		return // not one of ours
-	}
-	switch {
-	case id >= firstSubmitID:
-		up.handleSubmitAnswer(uint64(id), m)
-	case id == idConfigure:
-		up.handleConfigureAnswer(m)
-	case id == idSubscribe:
-		up.handleSubscribeAnswer(m)
-	case id == idAuthorize:
-		up.handleAuthorizeAnswer(m)
-	}
-}
-
-func (up *upstream) handleConfigureAnswer(m *codec.Message) {
-	var mask uint32
-	if _, _, isErr, _ := codec.ParseError(m.Error); !isErr && m.Result != nil {
-		if ok, found := codec.ObjectField(m.Result, "version-rolling"); found {
-			if b, _ := codec.ParseBool(ok); b {
-				if raw, found := codec.ObjectField(m.Result, "version-rolling.mask"); found {
-					mask, _ = codec.ParseUint32Hex(raw)
-				}
-			}
-		}
-	}
-	up.mu.Lock()
-	changed := up.mask != mask
-	up.mask = mask
-	up.mu.Unlock()
-	if changed {
-		up.postMembers(event{kind: evVersionMask, up: up})
-	}
-}
-
-func (up *upstream) handleSubscribeAnswer(m *codec.Message) {
-	p, err := codec.SplitArray(m.Result, up.params[:0])
-	up.params = p
-	var en1 []byte
-	var n int64
-	if err == nil && len(p) >= 3 {
-		en1, err = hexParam(p[1], up.tmp[:0])
-		if err == nil {
-			n, err = codec.ParseInt(p[2])
-		}
-	}
-	if err != nil || len(p) < 3 || n < 1 || n > maxPad {
-		up.log.Warn().Bytes("error", m.Error).Msg("pool refused or garbled mining.subscribe; reconnecting")
-		up.closeConnLoop()
-		return
-	}
-	up.mu.Lock()
-	up.en1 = append(up.en1[:0], en1...)
-	relayout := up.setNLocked(int(n))
-	t := up.targetLocked()
-	up.mu.Unlock()
-	if relayout {
-		up.postMembers(event{kind: evRelayout, up: up})
-	}
-	params := append(up.tmp[:0], '[')
-	params = codec.AppendStringS(params, t.User)
-	params = append(params, ',')
-	params = codec.AppendStringS(params, t.Password.Reveal())
-	params = append(params, ']')
-	up.tmp = params
-	b := codec.AppendRequest(up.wbuf[:0], []byte(strconv.Itoa(idAuthorize)), codec.MethodAuthorize, params)
-	b = codec.AppendRequest(b, []byte(strconv.Itoa(idXnSubscribe)), codec.MethodExtranonceSubscribe, []byte(`[]`))
-	up.wbuf = b
-	up.write(b)
-	clear(up.tmp) // the password does not linger in a scratch buffer
 }
 
 // setNLocked records the pool's extranonce2 size and reports whether the
@@ -546,148 +282,120 @@ func (up *upstream) setNLocked(n int) bool {
 		return false
 	}
 	up.n = n
-	k := up.chooseK(n)
-	if k != up.k {
-		up.k = k
-	}
+	up.k = up.chooseK(n)
 	return len(up.members) > 0
 }
 
-func (up *upstream) handleAuthorizeAnswer(m *codec.Message) {
-	ok, _ := codec.ParseBool(m.Result)
-	_, msg, isErr, _ := codec.ParseError(m.Error)
-	if !ok || isErr {
-		up.mu.Lock()
-		pool := up.targetLocked().Pool
-		up.mu.Unlock()
-		up.log.Warn().Str("pool", pool).Bytes("reason", msg).Msg("pool rejected the account's login")
-		up.closeConnLoop()
-		return
-	}
-	up.mu.Lock()
-	up.state = upReady
-	up.everUp = true
-	up.tried = 0
-	up.backoff = 0
-	pool := up.targetLocked().Pool
-	onBackup := up.target != 0
-	if onBackup {
-		up.nextProbe = time.Now().Add(up.srv.cfg.failbackInterval())
-	}
-	up.mu.Unlock()
-	up.ready.Store(true)
-	up.srv.met.PoolUp(up.acct.algo, pool, up.acct.divider, true)
-	up.log.Info().Str("pool", pool).Bool("backup", onBackup).Msg("pool login accepted")
-	// Every loop: a miner may have joined on any loop while we logged in.
-	for _, l := range up.srv.loopSnapshot() {
-		l.post(event{kind: evUpReady, up: up})
-	}
-}
+// Pool events: the dialect calls these on up.loop.
 
-func (up *upstream) handleNotify(m *codec.Message) error {
-	p, err := codec.SplitArray(m.Params, up.params[:0])
-	up.params = p
-	if err != nil {
-		return err
-	}
+// poolNotify publishes a new job. Jobs that arrive before the pool
+// accepted the login are kept and handed out with the login.
+func (up *upstream) poolNotify(p [][]byte, tmp []byte) error {
 	up.mu.Lock()
 	diff := up.diff
 	en1 := up.en1
 	up.mu.Unlock()
-	j, err := newJob(p, en1, diff, up.forceClean, time.Now(), up.tmp[:0])
+	j, err := newJob(p, en1, up.tag, diff, up.forceClean, time.Now(), tmp)
 	if err != nil {
 		return err
 	}
 	up.forceClean = false
+	up.diffResend = false
+	up.lastJobAt = j.received
 	up.jobs.Store(up.jobs.Load().with(j))
-	up.postMembers(event{kind: evNotify, up: up, job: j})
+	if up.loggedIn {
+		up.postMembers(event{kind: evNotify, up: up, job: j})
+	}
 	return nil
 }
 
-func (up *upstream) handleSetDifficulty(m *codec.Message) error {
-	p, err := codec.SplitArray(m.Params, up.params[:0])
-	up.params = p
-	if err != nil || len(p) < 1 {
-		return errBadNotify
-	}
-	d, err := codec.ParseFloat(p[0])
-	if err != nil || !(d > 0) {
-		return errBadNotify
-	}
+// poolDifficulty records the pool's new difficulty. It reaches miners with
+// the next job: cgminer-family firmware applies a difficulty only at the
+// next mining.notify, so when no notify follows in this read the current
+// job is sent again under it (afterRead).
+func (up *upstream) poolDifficulty(d float64) {
 	up.mu.Lock()
 	up.diff = d
 	up.mu.Unlock()
-	up.postMembers(event{kind: evDifficulty, up: up, f: d})
-	return nil
+	up.diffResend = true
 }
 
-func (up *upstream) handleSetExtranonce(m *codec.Message) error {
-	p, err := codec.SplitArray(m.Params, up.params[:0])
-	up.params = p
-	if err != nil || len(p) < 1 {
-		return errBadNotify
-	}
-	en1, err := hexParam(p[0], up.tmp[:0])
-	if err != nil {
-		return err
-	}
-	up.mu.Lock()
-	n := int64(up.n)
-	if len(p) >= 2 {
-		if n, err = codec.ParseInt(p[1]); err != nil || n < 1 || n > maxPad {
-			up.mu.Unlock()
-			return errBadNotify
+// afterRead runs after each read of the pool's socket.
+func (up *upstream) afterRead() {
+	if up.diffResend {
+		up.diffResend = false
+		if up.loggedIn {
+			up.resendJob(up.diffNow(), false)
 		}
 	}
+}
+
+// resendJob publishes the current job again under difficulty d (a new pool
+// difficulty, or a keepalive for a pool that went quiet).
+func (up *upstream) resendJob(d float64, clean bool) {
+	now := time.Now()
+	up.lastJobAt = now
+	last := up.jobs.Load().last()
+	if last == nil {
+		return
+	}
+	j := last.resent(d, clean, now)
+	up.jobs.Store(up.jobs.Load().with(j))
+	up.postMembers(event{kind: evNotify, up: up, job: j})
+}
+
+// poolExtranonce follows mining.set_extranonce (n < 0: size unchanged).
+// Jobs of the old extranonce are dropped: their coinbase is no longer the
+// pool's.
+func (up *upstream) poolExtranonce(en1 []byte, n int) {
+	up.mu.Lock()
+	if n < 0 {
+		n = up.n
+	}
 	up.en1 = append(up.en1[:0], en1...)
-	relayout := up.setNLocked(int(n))
+	relayout := up.setNLocked(n)
 	up.mu.Unlock()
-	up.forceClean = true // jobs after this carry the new extranonce1
+	up.newGeneration()
 	if relayout {
 		up.postMembers(event{kind: evRelayout, up: up})
 	}
-	return nil
 }
 
-func (up *upstream) handleSetVersionMask(m *codec.Message) error {
-	p, err := codec.SplitArray(m.Params, up.params[:0])
-	up.params = p
-	if err != nil || len(p) < 1 {
-		return errBadNotify
-	}
-	mask, err := codec.ParseUint32Hex(p[0])
-	if err != nil {
-		return err
-	}
+func (up *upstream) poolVersionMask(mask uint32) {
 	up.mu.Lock()
+	changed := up.mask != mask
 	up.mask = mask
 	up.mu.Unlock()
-	up.postMembers(event{kind: evVersionMask, up: up})
-	return nil
-}
-
-// handleReconnect follows a pool's client.reconnect by redialling the same
-// configured pool address after the requested wait (capped at a minute);
-// the miners stay connected to the proxy and get work when it is back. A
-// pool may not redirect the proxy to an arbitrary host.
-func (up *upstream) handleReconnect(m *codec.Message) {
-	wait := time.Duration(0)
-	if p, err := codec.SplitArray(m.Params, up.params[:0]); err == nil && len(p) >= 3 {
-		up.params = p
-		if w, err := codec.ParseInt(p[2]); err == nil && w > 0 {
-			wait = min(time.Duration(w)*time.Second, time.Minute)
-		}
+	if changed && up.loggedIn {
+		up.postMembers(event{kind: evVersionMask, up: up})
 	}
-	up.log.Info().Dur("wait", wait).Msg("pool asked to reconnect")
-	up.mu.Lock()
-	up.redirectWait = max(wait, time.Millisecond)
-	up.mu.Unlock()
-	up.closeConnLoop()
 }
 
-func (up *upstream) handleShowMessage(m *codec.Message) {
-	line := codec.AppendNotification(nil, codec.MethodShowMessage, m.Params)
+func (up *upstream) poolMessage(line []byte) {
 	up.postMembers(event{kind: evLine, up: up, line: line})
+}
+
+// invalid counts a line from the pool that was dropped, logging at most
+// one line per invalidLogEvery per upstream.
+func (up *upstream) invalid(method string, err error) {
+	up.srv.met.PoolInvalid(up.pool, method)
+	up.invalidN++
+	now := time.Now()
+	if now.Sub(up.invalidAt) < invalidLogEvery {
+		return
+	}
+	up.log.Warn().Err(err).Str("method", method).Str("pool", up.pool).Int("dropped", up.invalidN).
+		Msg("dropped invalid lines from the pool")
+	up.invalidAt, up.invalidN = now, 0
+}
+
+const invalidLogEvery = 10 * time.Second
+
+// write sends b to the pool socket on up.loop.
+func (up *upstream) write(b []byte) {
+	if up.conn != nil {
+		_, _ = up.conn.Write(b)
+	}
 }
 
 // postMembers posts ev to every loop that has members of up.
@@ -699,41 +407,30 @@ func (up *upstream) postMembers(ev event) {
 	}
 }
 
-// submit queues a miner's share for the pool. en2 is the miner's
-// extranonce2 (hex, validated); the pool sees prefix || en2 || padding.
-// It runs on the miner's loop and returns false when the pool is not
-// connected.
-func (up *upstream) submit(mc *minerConn, s *session, id, jobID, en2, ntime, nonce, vbits []byte, diff float64) bool {
+// submitResult is what became of a share handed to submit.
+type submitResult uint8
+
+const (
+	submitQueued       submitResult = iota
+	submitNotConnected              // the pool is not logged in
+	submitPoolBusy                  // the pool is not reading: too many bytes queued
+)
+
+// submit queues a miner's share for the pool. It runs on the miner's loop.
+func (up *upstream) submit(mc *minerConn, s *session, id []byte, sh *shareReq, diff float64) submitResult {
 	up.mu.Lock()
 	if up.state != upReady {
 		up.mu.Unlock()
-		return false
+		return submitNotConnected
+	}
+	if len(up.out) >= up.srv.cfg.maxPoolQueue() {
+		up.mu.Unlock()
+		return submitPoolBusy
 	}
 	reqID := up.nextID
 	up.nextID++
-	t := up.targetLocked()
-	b := append(up.out, `{"id":`...)
-	b = strconv.AppendUint(b, reqID, 10)
-	b = append(b, `,"method":"mining.submit","params":[`...)
-	b = codec.AppendStringS(b, t.User)
-	b = append(b, ',')
-	b = append(b, jobID...)
-	b = append(b, ',', '"')
-	b = hex.AppendEncode(b, s.prefix)
-	b = append(b, en2...)
-	for i := up.n - s.k - len(en2)/2; i > 0; i-- {
-		b = append(b, '0', '0')
-	}
-	b = append(b, '"', ',')
-	b = append(b, ntime...)
-	b = append(b, ',')
-	b = append(b, nonce...)
-	if vbits != nil {
-		b = append(b, ',')
-		b = append(b, vbits...)
-	}
-	b = append(b, "]}\n"...)
-	up.out = b
+	sh.pad = up.n - s.k - len(sh.en2)/2
+	up.out = up.dialect.appendSubmit(up.out, reqID, up.user, sh)
 
 	var p *pending
 	if n := len(up.free); n > 0 {
@@ -756,7 +453,7 @@ func (up *upstream) submit(mc *minerConn, s *session, id, jobID, en2, ntime, non
 	if wake {
 		up.loop.post(event{kind: evFlush, up: up})
 	}
-	return true
+	return submitQueued
 }
 
 // flush writes the queued submits to the pool's socket on up.loop.
@@ -772,7 +469,8 @@ func (up *upstream) flush() {
 	up.mu.Unlock()
 }
 
-func (up *upstream) handleSubmitAnswer(id uint64, m *codec.Message) {
+// poolAnswer routes the pool's answer to share request id.
+func (up *upstream) poolAnswer(id uint64, ok bool, code int, msg string) {
 	up.mu.Lock()
 	p := up.pending[id]
 	delete(up.pending, id)
@@ -780,29 +478,24 @@ func (up *upstream) handleSubmitAnswer(id uint64, m *codec.Message) {
 	if p == nil {
 		return // answered already (timeout) or not ours
 	}
-	ok, _ := codec.ParseBool(m.Result)
-	code, msg, isErr, _ := codec.ParseError(m.Error)
-	switch {
-	case ok && !isErr:
+	if ok {
 		up.srv.met.ShareRTT(time.Since(p.sent))
 		up.answer(p, true, 0, "", 0)
-	case isErr:
-		up.answer(p, false, code, string(msg), reasonForCode(code))
-	default:
-		up.answer(p, false, codec.CodeOther, "rejected by pool", metrics.ReasonPoolError)
+		return
 	}
+	up.answer(p, false, code, msg, reasonForCode(code))
 }
 
-func reasonForCode(code int) metrics.Reason {
-	switch code {
-	case codec.CodeJobNotFound:
-		return metrics.ReasonStale
-	case codec.CodeDuplicate:
-		return metrics.ReasonDuplicate
-	case codec.CodeLowDifficulty:
-		return metrics.ReasonLowDifficulty
+func (up *upstream) takeAllPendingLocked() []*pending {
+	if len(up.pending) == 0 {
+		return nil
 	}
-	return metrics.ReasonPoolError
+	out := make([]*pending, 0, len(up.pending))
+	for id, p := range up.pending {
+		out = append(out, p)
+		delete(up.pending, id)
+	}
+	return out
 }
 
 // answer counts a share's outcome and routes the answer to the miner's loop.
@@ -819,9 +512,8 @@ func (up *upstream) answer(p *pending, ok bool, code int, msg string, reason met
 	up.mu.Unlock()
 }
 
-// sweep answers shares the pool left unanswered and probes the primary
-// pool while on a backup. It runs on the housekeeping goroutine.
-func (up *upstream) sweep(now time.Time) {
+// expirePending answers shares the pool left unanswered.
+func (up *upstream) expirePending(now time.Time) {
 	timeout := up.srv.cfg.shareTimeout()
 	var late []*pending
 	up.mu.Lock()
@@ -831,49 +523,36 @@ func (up *upstream) sweep(now time.Time) {
 			delete(up.pending, id)
 		}
 	}
-	probe := up.state == upReady && up.target != 0 && !up.nextProbe.IsZero() && now.After(up.nextProbe)
-	if probe {
-		up.nextProbe = now.Add(up.srv.cfg.failbackInterval())
-	}
-	primary := up.acct.targets[0].Pool
 	up.mu.Unlock()
 	for _, p := range late {
 		up.answer(p, false, codec.CodeOther, "pool timeout", metrics.ReasonPoolTimeout)
 	}
-	if probe {
-		go up.probePrimary(primary)
-	}
 }
 
-// probePrimary checks whether the primary pool accepts connections again
-// and, if so, moves the upstream back to it.
-func (up *upstream) probePrimary(addr string) {
-	d := net.Dialer{Timeout: up.srv.cfg.dialTimeout()}
-	c, err := d.DialContext(up.srv.ctx, "tcp", addr)
-	if err != nil {
-		return
-	}
-	c.Close()
+func (up *upstream) pendingCount() int {
 	up.mu.Lock()
-	if up.state != upReady || up.target == 0 {
-		up.mu.Unlock()
-		return
-	}
-	up.target = 0
-	up.tried = 0
-	up.backoff = 0
-	up.mu.Unlock()
-	up.log.Info().Str("pool", addr).Msg("primary pool is back, failing back")
-	up.loop.post(event{kind: evUpClose, up: up})
+	defer up.mu.Unlock()
+	return len(up.pending)
 }
 
 // Fan-out handlers: each runs on loop l over l's members of up.
 
+// fanoutNotify sends j to this loop's mining members, each preceded by
+// mining.set_difficulty when the job's difficulty is not the one the miner
+// was last sent.
 func (up *upstream) fanoutNotify(l *loop, j *job) {
 	items := up.lists[l.idx].items
+	var diffLine []byte
 	for _, mc := range items {
 		if mc.state != stateMining || mc.mustRelay {
 			continue
+		}
+		if mc.sentDiff != j.diff {
+			if diffLine == nil {
+				l.dbuf = appendSetDifficulty(l.dbuf[:0], j.diff)
+				diffLine = l.dbuf
+			}
+			mc.setDifficulty(j.diff, diffLine)
 		}
 		mc.sess.lastJob = j
 		mc.hasWork = true
@@ -892,19 +571,6 @@ func (up *upstream) fanoutLine(l *loop, line []byte) {
 	}
 }
 
-func (up *upstream) fanoutDifficulty(l *loop, d float64) {
-	l.wbuf = appendSetDifficulty(l.wbuf[:0], d)
-	for _, mc := range up.lists[l.idx].items {
-		mc.sess.diff = d
-		if mc.sess.worker != nil {
-			mc.sess.worker.SetDifficulty(d)
-		}
-		if mc.state == stateMining {
-			mc.write(l.wbuf)
-		}
-	}
-}
-
 func (up *upstream) fanoutVersionMask(l *loop) {
 	up.mu.Lock()
 	mask := up.mask
@@ -914,23 +580,75 @@ func (up *upstream) fanoutVersionMask(l *loop) {
 	}
 }
 
-// onReadyLoop answers this loop's miners waiting for the upstream's login
-// and hands them work.
+// onReadyLoop runs on every loop when the upstream logged in: this loop's
+// members move their series to the pool now carrying them, miners waiting
+// in mining.authorize are answered, and miners already mining get the new
+// connection's mask, difficulty and job.
 func (up *upstream) onReadyLoop(l *loop) {
-	for _, mc := range up.lists[l.idx].items {
-		if mc.state == stateAuthorizing {
+	up.mu.Lock()
+	pool := up.pool
+	mask := up.mask
+	ready := up.state == upReady
+	up.mu.Unlock()
+	if !ready {
+		return
+	}
+	items := append(l.scratch[:0], up.lists[l.idx].items...)
+	for _, mc := range items {
+		s := mc.sess
+		if s != nil && s.worker != nil {
+			s.worker = s.worker.MoveTo(pool)
+		}
+		switch mc.state {
+		case stateAuthorizing:
+			mc.updateVersionMask(mask)
 			mc.authorized()
+		case stateMining:
+			mc.updateVersionMask(mask)
+			mc.sendWork()
 		}
 	}
+	clear(items)
+	l.scratch = items[:0]
+}
+
+// onLoginFailedLoop answers this loop's miners waiting in mining.authorize
+// with the pool's refusal and closes them, so that an ASIC moves on to its
+// own backup pool.
+func (up *upstream) onLoginFailedLoop(l *loop, reason string) {
+	items := append(l.scratch[:0], up.lists[l.idx].items...)
+	for _, mc := range items {
+		if mc.state == stateAuthorizing {
+			mc.loginFailed(reason)
+		}
+	}
+	clear(items)
+	l.scratch = items[:0]
+}
+
+// onGiveUpLoop closes this loop's miners of an upstream that has had no
+// working pool for GiveUp.
+func (up *upstream) onGiveUpLoop(l *loop) {
+	items := append(l.scratch[:0], up.lists[l.idx].items...)
+	for _, mc := range items {
+		if mc.state == stateAuthorizing || mc.state == stateMining {
+			mc.log.Info().Msg("no working pool for the account; closing miner")
+			mc.drop(metrics.DropNoPool)
+		}
+	}
+	clear(items)
+	l.scratch = items[:0]
 }
 
 // refitLoop checks this loop's members against a changed pool layout.
 func (up *upstream) refitLoop(l *loop) {
 	// Iterate over a copy: a relayout may close a miner.
-	items := append([]*minerConn(nil), up.lists[l.idx].items...)
+	items := append(l.scratch[:0], up.lists[l.idx].items...)
 	for _, mc := range items {
 		mc.refit()
 	}
+	clear(items)
+	l.scratch = items[:0]
 }
 
 func appendSetDifficulty(b []byte, d float64) []byte {

@@ -1,0 +1,309 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/stratum-proxy/stratum-proxy/codec"
+	"github.com/stratum-proxy/stratum-proxy/metrics"
+)
+
+// connState is a miner connection's state. Transitions, all made by
+// setState on the connection's loop:
+//
+//	state        event                                    -> state
+//	connected    mining.subscribe answered (fresh or restored) -> subscribed
+//	connected/subscribed
+//	             mining.authorize of a known name; its upstream is logging in -> authorizing
+//	connected/subscribed/authorizing
+//	             the upstream logged in (or AuthorizeWait passed) -> mining: work flows
+//	authorizing  every pool refused the login                 -> closed (answered [24, reason])
+//	any          the socket closed                            -> closed; an authorized session waits out its grace
+//
+// A restored session stays subscribed (no work, shares refused) until it
+// authorizes with a name of its account. mining.configure is answered in
+// any state before closed.
+type connState uint8
+
+const (
+	stateConnected connState = iota
+	stateSubscribed
+	stateAuthorizing
+	stateMining
+	stateClosed
+)
+
+var connStateNames = [...]string{"connected", "subscribed", "authorizing", "mining", "closed"}
+
+func (s connState) String() string { return connStateNames[s] }
+
+// Drop reasons, also the `reason` label of proxy_miners_dropped_total.
+const (
+	dropSlowReader       = metrics.DropSlowReader
+	dropLineTooLong      = metrics.DropLineTooLong
+	dropHandshakeTimeout = metrics.DropHandshakeTimeout
+	dropIdleTimeout      = metrics.DropIdleTimeout
+	dropMaxConnections   = metrics.DropMaxConnections
+	dropBadInput         = metrics.DropBadInput
+	dropUnknownUser      = metrics.DropUnknownUser
+	dropRelayout         = metrics.DropRelayout
+)
+
+// maxBadLines is how many undecodable lines in a row a miner may send
+// before it is dropped: a confused miner gets clear errors, a hostile one
+// does not keep a loop busy.
+const maxBadLines = 32
+
+// minerDialect is the protocol a miner speaks on the one port: it handles
+// a line and encodes a job, a difficulty and an answer. Stratum v1 is the
+// first; the transport below (framing, output limit, timers, member
+// lists) is shared by every dialect.
+type minerDialect interface {
+	handleLine(mc *minerConn, line []byte)
+	// jobLine returns j encoded for miners with padding pad, shared by
+	// every miner of the dialect and never modified.
+	jobLine(j *job, pad int, clean bool) []byte
+	appendDifficulty(b []byte, d float64) []byte
+	appendAnswer(b, id []byte, ok bool, code int, msg string) []byte
+}
+
+// minerConn is one miner TCP connection: the transport. Only its loop
+// touches it.
+type minerConn struct {
+	// Static after onOpen.
+	srv     *Server
+	loop    *loop
+	c       gnet.Conn
+	addr    string
+	log     zerolog.Logger
+	dialect minerDialect
+
+	// Owned by the loop.
+	state      connState
+	sess       *session
+	up         *upstream // whose member list holds mc, or nil
+	listIdx    int
+	connIdx    int
+	opened     time.Time
+	lastLine   time.Time // last complete line: the idle timer
+	authBy     time.Time // answer a waiting authorize by then
+	authID     []byte    // id of the authorize waiting for its answer
+	rig        string
+	versionReq uint32 // mask the miner asked for in mining.configure
+	granted    uint32 // mask currently granted to the miner
+	sentDiff   float64
+	inflight   int // shares sent upstream and not yet answered
+	partial    int // bytes of an incomplete line held in the inbound buffer
+	badLines   int
+	lastSwitch time.Time // last move to another account
+	closing    bool
+	hasWork    bool      // sent a job of its current upstream connection
+	mustRelay  bool      // the layout changed before the miner learnt it
+	relayBy    time.Time // drop a miner still owing a relayout by then
+}
+
+// relayWait is how long an authorized miner whose layout must change may
+// take to send mining.extranonce.subscribe: real miners (cpuminer-opt,
+// cpuminer-multi) send it right after the authorize answer, within
+// milliseconds.
+const relayWait = time.Second
+
+func (mc *minerConn) setState(st connState) {
+	if mc.state == st {
+		return
+	}
+	mc.log.Debug().Stringer("from", mc.state).Stringer("to", st).Msg("state")
+	mc.state = st
+}
+
+// write queues b to the miner and drops a miner whose unread output grew
+// past the limit.
+func (mc *minerConn) write(b []byte) {
+	if mc.closing {
+		return
+	}
+	_, _ = mc.c.Write(b)
+	if mc.c.OutboundBuffered() > mc.srv.cfg.maxOutbound() {
+		mc.drop(dropSlowReader)
+	}
+}
+
+func (mc *minerConn) drop(reason string) {
+	if mc.closing {
+		return
+	}
+	mc.closing = true
+	mc.srv.met.Dropped(reason)
+	mc.log.Debug().Str("reason", reason).Msg("dropping miner")
+	_ = mc.c.Close()
+}
+
+func (mc *minerConn) replyResult(id, result []byte) {
+	if id == nil || codec.IsNull(id) {
+		return
+	}
+	l := mc.loop
+	l.wbuf = codec.AppendResult(l.wbuf[:0], id, result)
+	mc.write(l.wbuf)
+}
+
+func (mc *minerConn) replyError(id []byte, code int, msg string) {
+	if id == nil {
+		id = nullID
+	}
+	l := mc.loop
+	l.wbuf = codec.AppendError(l.wbuf[:0], id, code, msg)
+	mc.write(l.wbuf)
+}
+
+var (
+	nullID     = []byte("null")
+	trueResult = []byte("true")
+)
+
+// testHookMinerLine, when set by a test, is called with every line a miner
+// sends before it is handled (tests use it to inject a panic).
+var testHookMinerLine func(line []byte)
+
+// onTraffic frames the miner's lines and hands them to its dialect. It
+// returns gnet.Close when the connection must end after what was written
+// is flushed. Only complete lines reset the idle timer, and the bytes of
+// an incomplete line count against the process's partial-line budget.
+func (mc *minerConn) onTraffic() gnet.Action {
+	buf, _ := mc.c.Peek(-1)
+	off := 0
+	max := mc.srv.cfg.maxLineSize()
+	lines := 0
+	for off < len(buf) && !mc.closing {
+		line, n, err := codec.NextLine(buf[off:], max)
+		if err != nil {
+			mc.replyError(nil, codec.CodeOther, "line too long")
+			mc.srv.met.Dropped(dropLineTooLong)
+			mc.closing = true
+			_, _ = mc.c.Discard(len(buf))
+			mc.setPartial(0)
+			return gnet.Close
+		}
+		if line == nil {
+			break
+		}
+		off += n
+		lines++
+		if testHookMinerLine != nil {
+			testHookMinerLine(line)
+		}
+		mc.dialect.handleLine(mc, line)
+	}
+	if lines > 0 {
+		mc.lastLine = time.Now()
+	}
+	_, _ = mc.c.Discard(off)
+	if mc.closing {
+		mc.setPartial(0)
+		return gnet.Close
+	}
+	if !mc.setPartial(len(buf) - off) {
+		mc.log.Info().Int("partial", len(buf)-off).Msg("partial-line memory budget exhausted; dropping miner")
+		mc.srv.met.Dropped(metrics.DropMemoryLimit)
+		mc.closing = true
+		mc.setPartial(0)
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// setPartial records the bytes of the miner's incomplete line in the
+// process-wide budget; it reports false when the budget would pass
+// MaxPartialBytes.
+func (mc *minerConn) setPartial(n int) bool {
+	d := int64(n - mc.partial)
+	if d == 0 {
+		return true
+	}
+	total := mc.srv.partialBytes.Add(d)
+	if d > 0 && total > mc.srv.cfg.maxPartialBytes() {
+		mc.srv.partialBytes.Add(-d)
+		return false
+	}
+	mc.partial = n
+	return true
+}
+
+// setDifficulty sends an encoded set_difficulty for d; the caller sends a
+// job right after it (cgminer-family firmware applies a difficulty only at
+// the next mining.notify).
+func (mc *minerConn) setDifficulty(d float64, line []byte) {
+	mc.sentDiff = d
+	if w := mc.sess.worker; w != nil {
+		w.SetDifficulty(d)
+	}
+	mc.write(line)
+}
+
+// sendWork hands the miner the current job of its upstream, forced clean
+// so it starts on it at once, preceded by its difficulty when that
+// changed. Without a job nothing is sent: difficulty travels with work.
+func (mc *minerConn) sendWork() {
+	s := mc.sess
+	up := s.up
+	if up == nil || !up.ready.Load() {
+		return
+	}
+	j := up.jobs.Load().last()
+	if j == nil {
+		return
+	}
+	l := mc.loop
+	if mc.sentDiff != j.diff {
+		l.dbuf = mc.dialect.appendDifficulty(l.dbuf[:0], j.diff)
+		mc.setDifficulty(j.diff, l.dbuf)
+	}
+	s.lastJob = j
+	mc.hasWork = true
+	mc.write(mc.dialect.jobLine(j, s.pad, true))
+}
+
+// deliverAnswer writes a pool's answer to the share's miner.
+func (mc *minerConn) deliverAnswer(ev *event) {
+	if mc.inflight > 0 {
+		mc.inflight--
+	}
+	if mc.state == stateClosed {
+		return
+	}
+	l := mc.loop
+	l.wbuf = mc.dialect.appendAnswer(l.wbuf[:0], ev.reqID(), ev.ok, int(ev.code), ev.msg)
+	if len(l.wbuf) > 0 {
+		mc.write(l.wbuf)
+	}
+}
+
+// sweep closes this loop's miners that missed a deadline and answers
+// authorizes that waited long enough for their upstream.
+func (l *loop) sweep() {
+	now := time.Now()
+	cfg := &l.srv.cfg
+	for _, mc := range l.conns {
+		switch {
+		case mc.closing:
+		case mc.state < stateAuthorizing && (mc.sess == nil || !mc.sess.authorized) &&
+			now.Sub(mc.opened) > cfg.handshakeTimeout():
+			mc.drop(dropHandshakeTimeout)
+		case now.Sub(mc.lastLine) > cfg.idleTimeout():
+			mc.drop(dropIdleTimeout)
+		case mc.mustRelay && mc.state == stateMining && now.After(mc.relayBy):
+			mc.relay() // never sent mining.extranonce.subscribe: reconnect once
+		case mc.state == stateAuthorizing && now.After(mc.authBy):
+			mc.authorized()
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
