@@ -15,21 +15,21 @@ import (
 type eventKind uint8
 
 const (
-	evAnswer      eventKind = iota + 1 // write a pool's answer to a miner's submit (mc, id, ok, code, msg)
-	evNotify                           // fan a job out to this loop's members of up (up, job)
-	evLine                             // write one pre-encoded line to this loop's members of up (up, line)
-	evVersionMask                      // the pool's version mask changed (up)
-	evUpReady                          // up logged in: answer waiting authorizes, send work (up)
-	evLoginFailed                      // every pool refused up's login: answer waiting authorizes false (up, msg)
-	evGiveUp                           // up has had no working pool for GiveUp: close its miners (up)
-	evRelayout                         // up's extranonce layout changed: refit members (up)
-	evFlush                            // write up's queued submits to the pool (up; posted to up's loop)
-	evUpClose                          // up closed for good: close its socket (up; up's loop)
-	evPoolRedial                       // dial up's current target (up; up's loop)
-	evPoolDialFailed                   // up's connect failed (up, msg; up's loop)
-	evProbeDone                        // a failback probe ended (up, ok; up's loop)
-	evUpTick                           // up's housekeeping (up; up's loop)
-	evSweep                            // housekeeping: timeouts on this loop's connections
+	evAnswer         eventKind = iota + 1 // write a pool's answer to a miner's submit (mc, id, ok, code, msg)
+	evNotify                              // fan a job out to this loop's members of up (up, job)
+	evLine                                // write one pre-encoded line to this loop's members of up (up, line)
+	evVersionMask                         // the pool's version mask changed (up)
+	evUpReady                             // up logged in: answer waiting authorizes, send work (up)
+	evLoginFailed                         // every pool refused up's login: answer waiting authorizes false (up, msg)
+	evGiveUp                              // up has had no working pool for GiveUp: close its miners (up)
+	evRelayout                            // up's extranonce layout changed: refit members (up)
+	evFlush                               // write up's queued submits to the pool (up; posted to up's loop)
+	evUpClose                             // up closed for good: close its socket (up; up's loop)
+	evPoolRedial                          // dial up's current target (up; up's loop)
+	evPoolDialFailed                      // up's connect failed (up, msg; up's loop)
+	evProbeDone                           // a failback probe ended (up, ok; up's loop)
+	evUpTick                              // up's housekeeping (up; up's loop)
+	evSweep                               // housekeeping: timeouts on this loop's connections
 )
 
 // maxInlineID is the longest request id kept inline in an event; real miners
@@ -72,10 +72,10 @@ type loop struct {
 	armed bool // an Execute is pending for the queue
 
 	// Owned by the loop.
-	spare  []event
-	conns  []*minerConn // every miner connection on this loop, for sweeps
-	msg    codec.Message
-	params [][]byte
+	spare   []event
+	conns   []*minerConn // every miner connection on this loop, for sweeps
+	msg     codec.Message
+	params  [][]byte
 	wbuf    []byte // scratch for encoding one line
 	dbuf    []byte // scratch for a set_difficulty shared by a fan-out
 	tmp     []byte // scratch for unquoting

@@ -34,13 +34,13 @@ type poolDialect interface {
 
 // shareReq is a miner's share as the pool will see it.
 type shareReq struct {
-	jobID      []byte // the pool's raw job id
-	prefix     []byte // the miner's extranonce prefix P (bytes)
-	en2        []byte // the miner's extranonce2, hex
-	pad        int    // zero bytes after en2 (F)
-	ntime      []byte // raw JSON
-	nonce      []byte // raw JSON
-	vbits      []byte // raw JSON, nil without version rolling
+	jobID  []byte // the pool's raw job id
+	prefix []byte // the miner's extranonce prefix P (bytes)
+	en2    []byte // the miner's extranonce2, hex
+	pad    int    // zero bytes after en2 (F)
+	ntime  []byte // raw JSON
+	nonce  []byte // raw JSON
+	vbits  []byte // raw JSON, nil without version rolling
 }
 
 // Request ids the proxy uses towards a v1 pool: the handshake has fixed
