@@ -236,6 +236,12 @@ func (mc *minerConn) resume() {
 	}
 	if s.worker != nil {
 		s.worker.SetUp(true)
+		up.mu.Lock()
+		pool := up.pool
+		up.mu.Unlock()
+		if pool != "" {
+			s.worker = s.worker.MoveTo(pool) // the pool may have changed while it was away
+		}
 	}
 }
 

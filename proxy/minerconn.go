@@ -288,8 +288,8 @@ func (l *loop) sweep() {
 	for _, mc := range l.conns {
 		switch {
 		case mc.closing:
-		case mc.state < stateAuthorizing && (mc.sess == nil || !mc.sess.authorized) &&
-			now.Sub(mc.opened) > cfg.handshakeTimeout():
+		case mc.state < stateAuthorizing && mc.up == nil && now.Sub(mc.opened) > cfg.handshakeTimeout():
+			// Not authorized on this connection (a restored session too).
 			mc.drop(dropHandshakeTimeout)
 		case now.Sub(mc.lastLine) > cfg.idleTimeout():
 			mc.drop(dropIdleTimeout)
