@@ -20,6 +20,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -433,5 +435,302 @@ func TestPanicInOneMinerLeavesOthersMining(t *testing.T) {
 	mineOne(t, late)
 	if st := p.Stats(); st.Accepted != 4 {
 		t.Fatalf("pool accepted %d, want 4", st.Accepted)
+	}
+}
+
+// Spec item 22: prefixes are allocated per upstream from a free set. With
+// 256 prefixes (k=1), a few long-lived miners and 600 sessions that come and
+// go (their grace expiring), no join collides with a prefix in use: no
+// relayout drop, and every miner mines. Today prefixes come from a
+// process-wide counter, which wraps onto the long-lived miners' prefixes.
+func TestPrefixesReusedPerUpstream(t *testing.T) {
+	const churn, steady = 600, 4
+	cfg := fastCfg()
+	cfg.PrefixSize = 1
+	cfg.SessionGrace = 100 * time.Millisecond
+	cfg.TickInterval = 20 * time.Millisecond
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	for i := 0; i < steady; i++ {
+		mineOne(t, h.dial(miner.Config{User: fmt.Sprintf("%s.steady%d", name, i), Password: "x"}))
+	}
+	start := time.Now()
+	for i := 0; i < churn; i++ {
+		if time.Since(start) > 90*time.Second {
+			t.Fatalf("only %d of %d sessions in 90s", i, churn)
+		}
+		m, err := miner.Dial(miner.Config{Addr: h.srv.Addr(), User: fmt.Sprintf("%s.c%d", name, i), Password: "x", Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatalf("session %d: dial: %v", i, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sh, err := m.Mine(ctx, 0)
+		var ok bool
+		var code int
+		var msg string
+		if err == nil {
+			ok, code, msg, err = m.Submit(ctx, sh)
+		}
+		cancel()
+		m.Close()
+		if err != nil || !ok {
+			t.Fatalf("session %d (extranonce1 %x): ok=%v code=%d %q err=%v; relayout drops %v",
+				i, m.Extranonce1(), ok, code, msg, err, msDropped(h, "relayout"))
+		}
+	}
+	t.Logf("%d sessions in %v", churn, time.Since(start))
+	if d := msDropped(h, "relayout"); d != 0 {
+		t.Fatalf("%v relayout drops, want 0", d)
+	}
+	if st := p.Stats(); st.Accepted != churn+steady || st.Rejected != 0 {
+		t.Fatalf("pool stats %+v, want %d accepted", st, churn+steady)
+	}
+	if c := p.Conns(); c != 1 {
+		t.Fatalf("pool sees %d connections, want the one upstream", c)
+	}
+	waitFor(t, "churned sessions expired", func() bool { return h.srv.Stats().Sessions == steady })
+}
+
+// Spec item 23: connections that subscribe and close without authorizing
+// keep no session: after thousands of such cycles the session count, the
+// sessions-in-grace gauge, the series and the heap are back at their
+// baseline without waiting for SessionGrace (set to minutes here). Today
+// every subscribe leaves a session for the whole grace period.
+func TestUnauthenticatedChurnKeepsNoSessions(t *testing.T) {
+	const cycles, workers = 3000, 8
+	cfg := fastCfg()
+	cfg.SessionGrace = 10 * time.Minute
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	anchor := h.dial(miner.Config{User: h.user(p.Addr()) + ".anchor", Password: "x"})
+	mineOne(t, anchor)
+	base := h.srv.Stats()
+	baseSeries := msSeries(h)
+	baseHeap := msHeap()
+
+	var next, done atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(60 * time.Second)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			for next.Add(1) <= cycles && time.Now().Before(deadline) {
+				err := func() error {
+					c, err := net.DialTimeout("tcp", h.srv.Addr(), 5*time.Second)
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+					if _, err := c.Write([]byte(`{"id":1,"method":"mining.subscribe","params":["churn/1.0"]}` + "\n")); err != nil {
+						return err
+					}
+					// The answer is one line; reading it proves the subscribe was handled.
+					n, err := c.Read(buf)
+					if err != nil {
+						return err
+					}
+					if !bytes.Contains(buf[:n], []byte(`"id":1`)) {
+						return fmt.Errorf("subscribe answered %q", buf[:n])
+					}
+					return nil
+				}()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		t.Fatalf("churn cycle failed after %d cycles: %v", done.Load(), err)
+	}
+	if n := done.Load(); n != cycles {
+		t.Fatalf("only %d of %d churn cycles in 60s", n, cycles)
+	}
+	waitFor(t, "churned connections closed", func() bool { return h.srv.Stats().Miners == base.Miners })
+	st := h.srv.Stats()
+	if st.Sessions != base.Sessions || st.InGrace != base.InGrace {
+		t.Errorf("after %d unauthenticated connections: %d sessions (%d in grace), want %d (%d)",
+			cycles, st.Sessions, st.InGrace, base.Sessions, base.InGrace)
+	}
+	if v, _ := msValue(h, "proxy_sessions_in_grace"); v != float64(base.InGrace) {
+		t.Errorf("proxy_sessions_in_grace %v, want %d", v, base.InGrace)
+	}
+	now := msSeries(h)
+	for s := range now {
+		if !baseSeries[s] {
+			t.Errorf("new series after churn: %s", s)
+		}
+	}
+	for s := range baseSeries {
+		if !now[s] {
+			t.Errorf("series gone after churn: %s", s)
+		}
+	}
+	// Generous: a few thousand leaked sessions fit in less, but the gnet
+	// connections and buffers of leaked sockets would not.
+	const slack = 16 << 20
+	if heap := msHeap(); heap > baseHeap+slack {
+		t.Errorf("live heap %d MiB after churn, baseline %d MiB", heap>>20, baseHeap>>20)
+	}
+	mineOne(t, anchor)
+}
+
+// Restore racing expiry (issue 8, "Tests that are missing today"): two
+// connections ask for a detached session right around its grace deadline,
+// many times. Never a panic, never two live connections on one session;
+// each either gets the session back with its extranonce or a fresh one.
+func TestRestoreRacingExpiry(t *testing.T) {
+	const rounds = 30
+	cfg := fastCfg()
+	cfg.SessionGrace = 150 * time.Millisecond
+	cfg.TickInterval = 10 * time.Millisecond
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	// Keeps the upstream open while the racing sessions come and go.
+	anchor := h.dial(miner.Config{User: name + ".anchor", Password: "x"})
+	mineOne(t, anchor)
+	restored, fresh := 0, 0
+	start := time.Now()
+	for r := 0; r < rounds; r++ {
+		if time.Since(start) > 90*time.Second {
+			t.Fatalf("only %d of %d rounds in 90s", r, rounds)
+		}
+		user := fmt.Sprintf("%s.r%d", name, r)
+		waitFor(t, "the previous round's sessions expired", func() bool { return h.srv.Stats().InGrace == 0 })
+		v := h.dial(miner.Config{User: user, Password: "x"})
+		mineOne(t, v)
+		sid, en1 := v.SessionID(), v.Extranonce1()
+		v.Close()
+		waitFor(t, "session detached", func() bool { return h.srv.Stats().InGrace == 1 })
+		// Aim at the grace deadline: from 40ms before to 40ms after it, a
+		// different offset every round (this sleep is the scenario, not a
+		// synchronisation: either outcome is valid).
+		time.Sleep(cfg.SessionGrace + time.Duration(r%9-4)*10*time.Millisecond)
+		var wg sync.WaitGroup
+		ms := make([]*miner.Miner, 2)
+		errs := make([]error, 2)
+		for i := range ms {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				ms[i], errs[i] = miner.Dial(miner.Config{Addr: h.srv.Addr(), User: user, Password: "x", SessionID: sid, Timeout: 5 * time.Second})
+			}(i)
+		}
+		wg.Wait()
+		holders := 0
+		for i, m := range ms {
+			if errs[i] != nil {
+				t.Fatalf("round %d: restore attempt %d: %v", r, i, errs[i])
+			}
+			t.Cleanup(func() { m.Close() })
+			if m.SessionID() == sid {
+				holders++
+				if !bytes.Equal(m.Extranonce1(), en1) {
+					t.Fatalf("round %d: session %s restored with extranonce1 %x, was %x", r, sid, m.Extranonce1(), en1)
+				}
+			}
+		}
+		switch holders {
+		case 0:
+			fresh++
+		case 1:
+			restored++
+			for _, m := range ms {
+				if m.SessionID() != sid && bytes.Equal(m.Extranonce1(), en1) {
+					t.Fatalf("round %d: a fresh session got extranonce1 %x of the restored session", r, en1)
+				}
+			}
+		default:
+			t.Fatalf("round %d: %d live connections on session %s", r, holders, sid)
+		}
+		for _, m := range ms {
+			mineOne(t, m)
+			m.Close()
+		}
+	}
+	t.Logf("%d rounds: %d restored, %d fresh", rounds, restored, fresh)
+	waitFor(t, "only the anchor connected", func() bool { return h.srv.Stats().Miners == 1 })
+	mineOne(t, anchor)
+	if st := p.Stats(); st.Rejected != 0 {
+		t.Fatalf("pool rejected shares: %+v", st)
+	}
+}
+
+var msSessionID = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// Spec item 26: a detached session handed to another connection gives back
+// its extranonce, but no work and no accepted share until that connection
+// authorizes with a name of the same account; session ids carry 64 random
+// bits. Today anyone who learns the id gets the session's work and can
+// have shares counted for it.
+func TestRestoreNeedsAuthorize(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	victim := h.dial(miner.Config{User: name + ".victim", Password: "x"})
+	mineOne(t, victim)
+	sh1, sh2 := msMine(t, victim), msMine(t, victim)
+	sid, en1 := victim.SessionID(), hex.EncodeToString(victim.Extranonce1())
+	victim.Close()
+	waitFor(t, "session in grace", func() bool { return h.srv.Stats().InGrace == 1 })
+	if !msSessionID.MatchString(sid) {
+		t.Errorf("session id %q, want 16 hex digits (64 random bits)", sid)
+	}
+
+	other, err := msDialRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.subscribe(sid); err != nil {
+		t.Fatal(err)
+	}
+	if other.sid != sid || other.en1 != en1 {
+		t.Fatalf("subscribe with the detached id: session %s extranonce1 %s, want %s %s", other.sid, other.en1, sid, en1)
+	}
+	// Everything the proxy sends after the subscribe answer arrives before
+	// the answer to this submit.
+	if err := other.send(msSubmitLine(5, name+".victim", sh1)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := other.await(5, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.notifies != 0 {
+		t.Errorf("a restored session got %d mining.notify before authorizing", other.notifies)
+	}
+	if a.code != codec.CodeUnauthorized {
+		t.Errorf("share on a restored session before authorize answered %q, want error 24", a.line)
+	}
+	if st := p.Stats(); st.Submits != 1 {
+		t.Errorf("the pool got %d submits, want only the victim's first share", st.Submits)
+	}
+
+	a, err = other.authorize(6, name+".rig2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.ok() {
+		t.Fatalf("authorize with a name of the session's account answered %q", a.line)
+	}
+	for deadline := time.Now().Add(5 * time.Second); other.notifies == 0; {
+		if _, err := other.next(time.Until(deadline)); err != nil {
+			t.Fatalf("no job after authorize: %v", err)
+		}
+	}
+	if err := other.send(msSubmitLine(7, name+".rig2", sh2)); err != nil {
+		t.Fatal(err)
+	}
+	if a, err = other.await(7, 5*time.Second); err != nil || !a.ok() {
+		t.Fatalf("share after authorize answered %q (%v), want true", a.line, err)
 	}
 }
