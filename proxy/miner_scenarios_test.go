@@ -734,3 +734,496 @@ func TestRestoreNeedsAuthorize(t *testing.T) {
 		t.Fatalf("share after authorize answered %q (%v), want true", a.line, err)
 	}
 }
+
+// Spec item 24, per miner: at most MaxInflight shares in flight; a burst
+// past it is answered [20,"too many shares in flight"] at once, before the
+// slow pool answers the ones in flight. Today every share is forwarded.
+func TestInflightLimitPerMiner(t *testing.T) {
+	const limit, burst = 8, 50
+	cfg := fastCfg()
+	cfg.MaxInflight = limit
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{ShareDelay: 1500 * time.Millisecond})
+	name := h.user(p.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	shares := make([]miner.Share, burst)
+	for i := range shares {
+		shares[i] = msMine(t, m)
+	}
+
+	var maxPending atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if n := int64(h.srv.Stats().Pending); n > maxPending.Load() {
+				maxPending.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	for i, sh := range shares {
+		if err := m.SendRaw(msSubmitLine(1000+i, name, sh)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Answers in arrival order; ids >= 1000 are not the Miner's own
+	// requests, so they come out of ReadUnmatched.
+	ctx := ctx10(t)
+	var accepted, refused int
+	refusedAfterAccept := false
+	for n := 0; n < burst; n++ {
+		l, err := m.ReadUnmatched(ctx)
+		if err != nil {
+			t.Fatalf("%d of %d answers read: %v", n, burst, err)
+		}
+		var msg codec.Message
+		if err := codec.Decode([]byte(l), &msg); err != nil {
+			t.Fatalf("answer %q: %v", l, err)
+		}
+		code, text, isErr, _ := codec.ParseError(msg.Error)
+		switch {
+		case !isErr && string(msg.Result) == "true":
+			accepted++
+		case code == codec.CodeOther && string(text) == "too many shares in flight":
+			refused++
+			refusedAfterAccept = refusedAfterAccept || accepted > 0
+		default:
+			t.Fatalf("answer %q, want true or [20,\"too many shares in flight\"]", l)
+		}
+	}
+	close(stop)
+	<-sampled
+	if accepted != limit || refused != burst-limit {
+		t.Errorf("%d accepted and %d refused, want %d and %d", accepted, refused, limit, burst-limit)
+	}
+	if refusedAfterAccept {
+		t.Errorf("refusals came after the pool's answers: not answered at once")
+	}
+	if mp := maxPending.Load(); mp > limit {
+		t.Errorf("Stats().Pending reached %d, want at most %d", mp, limit)
+	}
+	if st := p.Stats(); st.Submits != limit {
+		t.Errorf("the pool got %d submits, want %d", st.Submits, limit)
+	}
+	mineOne(t, m) // the miner is not punished beyond the burst
+}
+
+// Spec item 24, per pool connection: a pool that stops reading (it sleeps
+// on the first mining.submit) gets at most MaxPoolQueue bytes queued; one
+// miner flooding submits gets [20,"pool not reading"] past it, and the
+// proxy's heap stays bounded. Today every submit is queued in memory.
+func TestPoolNotReadingBoundsMemory(t *testing.T) {
+	const (
+		queueLimit = 64 << 10
+		floodCap   = 24 << 20 // bytes of submits: well past the kernel's socket buffers
+		wantRefuse = 200
+	)
+	cfg := fastCfg()
+	cfg.MaxPoolQueue = queueLimit
+	cfg.MaxInflight = 1 << 30 // this test is about the pool queue
+	cfg.ShareTimeout = time.Minute
+	release := make(chan struct{})
+	h := newHarness(t, cfg)
+	t.Cleanup(func() { close(release) }) // runs before the harness stops
+	p := h.pool(poolsim.Config{Intercept: func(_ uint64, method string) poolsim.Action {
+		if method == codec.MethodSubmit {
+			select {
+			case <-release:
+			case <-time.After(time.Minute):
+			}
+		}
+		return poolsim.Handle
+	}})
+	name := h.user(p.Addr())
+	c, err := msDialRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.login(name); err != nil {
+		t.Fatal(err)
+	}
+	baseHeap := msHeap()
+
+	var refused, other atomic.Int64
+	var firstOther atomic.Value
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		var msg codec.Message
+		for {
+			_ = c.c.SetReadDeadline(time.Now().Add(time.Minute))
+			l, err := c.r.ReadSlice('\n')
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return
+			}
+			if codec.Decode(l, &msg) != nil || len(msg.Method) > 0 {
+				continue
+			}
+			if code, text, isErr, _ := codec.ParseError(msg.Error); isErr && code == codec.CodeOther && string(text) == "pool not reading" {
+				refused.Add(1)
+			} else {
+				other.Add(1)
+				firstOther.CompareAndSwap(nil, string(l))
+			}
+		}
+	}()
+
+	var maxQueued atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if n := int64(h.srv.Stats().Queued); n > maxQueued.Load() {
+				maxQueued.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+
+	en2 := strings.Repeat("00", c.en2Size)
+	var batch []byte
+	sent, lines, lineLen := 0, 0, 0
+	deadline := time.Now().Add(30 * time.Second)
+	for sent < floodCap && refused.Load() < wantRefuse && time.Now().Before(deadline) {
+		batch = batch[:0]
+		for i := 0; i < 256; i++ {
+			start := len(batch)
+			batch = fmt.Appendf(batch, `{"id":%d,"method":"mining.submit","params":[%q,%q,%q,"00000000","%08x"]}`+"\n",
+				10+lines, name, c.jobID, en2, lines)
+			lineLen = max(lineLen, len(batch)-start)
+			lines++
+		}
+		_ = c.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.c.Write(batch); err != nil {
+			t.Fatalf("flood write after %d bytes: %v", sent, err)
+		}
+		sent += len(batch)
+	}
+	// The answers past the queue come at once; the wait is bounded and its
+	// outcome reported below with the rest.
+	for end := time.Now().Add(5 * time.Second); refused.Load() < wantRefuse && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	heap := msHeap()
+	close(stop)
+	<-sampled
+	t.Logf("flooded %d KiB (%d submits); %d refused, max queued %d bytes, heap +%d KiB",
+		sent>>10, lines, refused.Load(), maxQueued.Load(), (int64(heap)-int64(baseHeap))>>10)
+	if n := refused.Load(); n < wantRefuse {
+		t.Errorf("%d submits answered [20,\"pool not reading\"] after %d KiB of submits, want at least %d", n, sent>>10, wantRefuse)
+	}
+	if n := other.Load(); n > 0 {
+		t.Errorf("%d other answers while the pool was not reading, first %v", n, firstOther.Load())
+	}
+	if mq := maxQueued.Load(); mq > int64(queueLimit+lineLen) {
+		t.Errorf("Stats().Queued reached %d bytes, want at most %d (+ one line)", mq, queueLimit)
+	}
+	// Generous: the queue bound plus decoding buffers; a flood kept in
+	// memory takes many times this.
+	if heap > baseHeap+16<<20 {
+		t.Errorf("live heap grew by %d MiB while the pool was not reading", (heap-baseHeap)>>20)
+	}
+}
+
+// Spec item 25, idle timer: it counts complete lines only. A connection
+// that sends one byte every 200ms after authorize, never a newline, is
+// dropped at IdleTimeout; one that sends complete lines at the same pace is
+// not. Today every byte resets the idle timer.
+func TestSlowlorisAfterAuthorizeDropped(t *testing.T) {
+	cfg := fastCfg()
+	cfg.IdleTimeout = time.Second
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	slow, err := msDialRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := msDialRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := slow.login(name + ".slow"); err != nil {
+		t.Fatal(err)
+	}
+	if err := good.login(name + ".good"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	dropped := false
+	for i := 0; i < 40 && !dropped; i++ { // 40 x 200ms: 8 IdleTimeouts
+		if err := slow.send("x"); err != nil {
+			dropped = true // the proxy closed it
+			break
+		}
+		if a, err := good.call(100+i, codec.MethodPing, "[]"); err != nil {
+			t.Fatalf("a miner sending complete lines lost its connection after %v: %v", time.Since(start), err)
+		} else if a.code != 0 {
+			t.Fatalf("ping answered %q", a.line)
+		}
+		// Reading for 200ms paces the bytes and sees the close.
+		for {
+			if _, err := slow.next(200 * time.Millisecond); err != nil {
+				var ne net.Error
+				dropped = !(errors.As(err, &ne) && ne.Timeout())
+				break
+			}
+		}
+	}
+	if !dropped {
+		t.Fatalf("a 5 byte/s slowloris after authorize is still connected after %v (IdleTimeout %v)", time.Since(start), cfg.IdleTimeout)
+	}
+	t.Logf("slowloris dropped after %v", time.Since(start))
+	if d := msDropped(h, "idle_timeout"); d != 1 {
+		t.Errorf("idle_timeout drops %v, want 1", d)
+	}
+	if a, err := good.call(99, codec.MethodPing, "[]"); err != nil || a.code != 0 {
+		t.Fatalf("the miner sending complete lines: %q %v", a.line, err)
+	}
+}
+
+// Spec item 25, partial lines: their bytes are bounded per process. With a
+// 64 KiB budget, eight authorized connections each holding a 15 KiB partial
+// line: those past the budget are dropped (reason memory_limit), the others
+// complete their line and are answered. Today partial lines are unbounded.
+func TestPartialLineBudget(t *testing.T) {
+	const (
+		budget  = 64 << 10
+		conns   = 8
+		partial = 15 << 10 // under the 16 KiB line limit
+		held    = budget / partial
+	)
+	cfg := fastCfg()
+	cfg.MaxPartialBytes = budget
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+
+	type rc struct {
+		c      *msConn
+		lines  chan string
+		closed atomic.Bool
+	}
+	rs := make([]*rc, conns)
+	for i := range rs {
+		c, err := msDialRaw(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.login(fmt.Sprintf("%s.p%d", name, i)); err != nil {
+			t.Fatal(err)
+		}
+		r := &rc{c: c, lines: make(chan string, 256)}
+		rs[i] = r
+		go func() {
+			for {
+				_ = c.c.SetReadDeadline(time.Now().Add(time.Minute))
+				l, err := c.r.ReadString('\n')
+				if err != nil {
+					r.closed.Store(true)
+					close(r.lines)
+					return
+				}
+				select {
+				case r.lines <- l:
+				default: // notifications nobody reads
+				}
+			}
+		}()
+	}
+	head := `{"id":77,"method":"mining.ping","params":["`
+	pad := strings.Repeat("a", partial-len(head))
+	for _, r := range rs {
+		if err := r.c.send(head + pad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := func() int {
+		n := 0
+		for _, r := range rs {
+			if r.closed.Load() {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "connections past the partial-line budget dropped", func() bool {
+		return closed() >= conns-held && msDropped(h, "memory_limit") == float64(closed())
+	})
+	if n := closed(); n == conns {
+		t.Fatal("every connection was dropped; those within the budget must stay")
+	}
+	for i, r := range rs {
+		if r.closed.Load() {
+			continue
+		}
+		if err := r.c.send("\"]}\n"); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		got := false
+		for timeout := time.After(5 * time.Second); !got; {
+			select {
+			case l, ok := <-r.lines:
+				if !ok {
+					t.Fatalf("connection %d within the budget closed after completing its line", i)
+				}
+				got = strings.Contains(l, `"id":77`)
+			case <-timeout:
+				t.Fatalf("connection %d: no answer to its completed line", i)
+			}
+		}
+	}
+	mineOne(t, h.dial(miner.Config{User: name + ".after", Password: "x"}))
+}
+
+// Spec item 13: one connection alternating mining.authorize between the
+// names of two accounts is rate limited: a switch faster than
+// AccountSwitchInterval is answered error 24, pool connects stay bounded,
+// and proxy_upstreams_connected never goes negative. Today every switch
+// opens a new upstream (the issue saw 50 pool connects from 8,000 lines and
+// the gauge at -47).
+func TestAccountSwitchRateLimited(t *testing.T) {
+	const switches = 2000
+	cfg := fastCfg()
+	cfg.AccountSwitchInterval = 2 * time.Second
+	cfg.AuthorizeWait = 300 * time.Millisecond // today a switch waits for its new upstream
+	h := newHarness(t, cfg)
+	p1 := h.pool(poolsim.Config{})
+	p2 := h.pool(poolsim.Config{JobIDPrefix: "b"})
+	names := [2]string{h.user(p1.Addr()), h.user(p2.Addr())}
+	c, err := msDialRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.subscribe(""); err != nil {
+		t.Fatal(err)
+	}
+	gaugeMin := 0.0
+	scrape := func() {
+		if v, ok := msValue(h, "proxy_upstreams_connected"); ok && v < gaugeMin {
+			gaugeMin = v
+		}
+	}
+	var trues, tooFast, other int
+	var firstOther string
+	start := time.Now()
+	n := 0
+	for ; n < switches && time.Since(start) < 20*time.Second; n++ {
+		a, err := c.authorize(10+n, names[n%2])
+		if err != nil {
+			t.Fatalf("authorize %d: %v", n, err)
+		}
+		switch {
+		case a.ok():
+			trues++
+		case a.code == codec.CodeUnauthorized && strings.Contains(a.msg, "too fast"):
+			tooFast++
+		default:
+			other++
+			if firstOther == "" {
+				firstOther = a.line
+			}
+		}
+		if n%20 == 0 {
+			scrape()
+		}
+	}
+	elapsed := time.Since(start)
+	scrape()
+	conns := p1.Stats().TotalConnections + p2.Stats().TotalConnections
+	t.Logf("%d authorizes in %v: %d true, %d too fast, %d other; %d pool connects; gauge min %v",
+		n, elapsed, trues, tooFast, other, conns, gaugeMin)
+	if n < switches {
+		t.Errorf("only %d of %d authorizes answered in 20s", n, switches)
+	}
+	allowed := int(elapsed/cfg.AccountSwitchInterval) + 2 // the first login and rounding
+	if trues > allowed {
+		t.Errorf("%d authorizes accepted in %v, want at most %d with a switch interval of %v",
+			trues, elapsed, allowed, cfg.AccountSwitchInterval)
+	}
+	if other > 0 {
+		t.Errorf("%d answers neither true nor error 24 \"account switch too fast\"; first %q", other, firstOther)
+	}
+	if conns > uint64(allowed)+2 {
+		t.Errorf("%d pool connects, want at most %d", conns, allowed+2)
+	}
+	if gaugeMin < 0 {
+		t.Errorf("proxy_upstreams_connected went down to %v", gaugeMin)
+	}
+	waitFor(t, "pool sockets settled", func() bool {
+		v, _ := msValue(h, "proxy_upstreams_connected")
+		return v >= 0 && int(v) == p1.Conns()+p2.Conns()
+	})
+}
+
+// Spec item 27: Stop drains. With shares in flight to a slow pool, Stop
+// stops accepting, waits for the pool's answers and delivers them, then
+// closes. Today Stop closes every connection at once and the miners never
+// hear about shares the pool accepted.
+func TestStopDrainsSharesInFlight(t *testing.T) {
+	const n = 10
+	cfg := fastCfg()
+	cfg.DrainTimeout = 5 * time.Second
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{ShareDelay: time.Second})
+	name := h.user(p.Addr())
+	ms := make([]*miner.Miner, n)
+	shares := make([]miner.Share, n)
+	for i := range ms {
+		ms[i] = h.dial(miner.Config{User: fmt.Sprintf("%s.rig%d", name, i), Password: "x"})
+		shares[i] = msMine(t, ms[i])
+	}
+	type result struct {
+		ok   bool
+		code int
+		msg  string
+		err  error
+	}
+	results := make(chan result, n)
+	for i := range ms {
+		go func(i int) {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			var r result
+			r.ok, r.code, r.msg, r.err = ms[i].Submit(ctx, shares[i])
+			results <- r
+		}(i)
+	}
+	waitFor(t, "all shares in flight", func() bool { return h.srv.Stats().Pending == n })
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		stopped <- h.srv.Stop(ctx)
+	}()
+	for i := 0; i < n; i++ {
+		r := <-results
+		if r.err != nil || !r.ok {
+			t.Errorf("a share in flight at Stop: ok=%v code=%d %q err=%v, want true", r.ok, r.code, r.msg, r.err)
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	for i, m := range ms {
+		select {
+		case <-m.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("miner %d still connected after Stop", i)
+		}
+	}
+	if st := p.Stats(); st.Accepted != n {
+		t.Fatalf("pool accepted %d, want %d", st.Accepted, n)
+	}
+}
