@@ -1139,6 +1139,33 @@ func TestAccountSwitchRateLimited(t *testing.T) {
 			scrape()
 		}
 	}
+	// Then a pipelined burst: switches that arrive while the previous
+	// upstream is still dialling (today that upstream's close is counted
+	// without its open).
+	const burst = 200
+	var b []byte
+	for i := 0; i < burst; i++ {
+		b = fmt.Appendf(b, `{"id":%d,"method":"mining.authorize","params":[%q,"x"]}`+"\n", 10+n+i, names[(n+i)%2])
+	}
+	if err := c.send(string(b)); err != nil {
+		t.Fatal(err)
+	}
+	burstOK := 0
+	for i := 0; i < burst; i++ {
+		// Each answer is awaited in order; a missing one ends the burst.
+		a, err := c.await(10+n+i, 5*time.Second)
+		if err != nil {
+			t.Errorf("pipelined authorize %d of %d: %v", i, burst, err)
+			break
+		}
+		if a.ok() {
+			burstOK++
+		}
+		if i%10 == 0 {
+			scrape()
+		}
+	}
+	trues += burstOK
 	elapsed := time.Since(start)
 	scrape()
 	conns := p1.Stats().TotalConnections + p2.Stats().TotalConnections
