@@ -11,6 +11,8 @@
 //	stratum-proxy [flags] pool list
 //	stratum-proxy [flags] algo list
 //	stratum-proxy [flags] user list
+//	stratum-proxy --version                     print "stratum-proxy <version>"
+//	stratum-proxy -h                            print the flags
 //
 // Every flag can also be set from the environment: --web.addr is
 // STRATUM_PROXY_WEB_ADDR, --session.grace is STRATUM_PROXY_SESSION_GRACE.
@@ -50,6 +52,7 @@ type options struct {
 	step        time.Duration
 	logLevel    string
 	logFormat   string
+	version     bool
 
 	proxy proxy.Config
 }
@@ -62,8 +65,15 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	o, rest, err := parseFlags(args, stderr)
+	o, rest, err := parseFlags(args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // asked for: the usage went to stdout
+	}
 	if err != nil {
+		return err
+	}
+	if o.version {
+		_, err := fmt.Fprintln(stdout, "stratum-proxy", proxy.Version)
 		return err
 	}
 	log, err := newLogger(o.logLevel, o.logFormat, stderr)
@@ -81,7 +91,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return serve(o, st, log)
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
+// parseFlags parses args, then fills every flag not on the command line
+// from its environment variable. For -h or --help it prints the usage to
+// stdout and returns flag.ErrHelp; for a mistake, the usage goes to stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("stratum-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -96,6 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.step, "metrics.step", time.Minute, "how often proxy_worker_speed is recomputed")
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log.format", "console", "log format: console or json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&p.Mode, "upstream.mode", proxy.ModeSplit, "upstream mode: split (shared upstreams) or passthrough (one per miner)")
 	fs.IntVar(&p.Loops, "loops", 0, "gnet event loops (0: one per CPU)")
 	fs.IntVar(&p.PrefixSize, "split.prefix-size", 2, "extranonce1 bytes handed to each miner in split mode")
@@ -111,18 +125,30 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&p.DialTimeout, "upstream.dial-timeout", 5*time.Second, "timeout of one pool connect")
 	fs.DurationVar(&p.BackoffMax, "upstream.backoff-max", 30*time.Second, "longest wait between redial rounds")
 	fs.DurationVar(&p.FailbackInterval, "upstream.failback-interval", 30*time.Second, "how often an upstream on a backup pool probes its primary")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
+	// The flag package prints the usage for -h and for mistakes alike;
+	// print it here instead, where the two can go to different places.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+		} else {
+			usage(stderr)
+		}
 		return nil, nil, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
+		// STRATUM_PROXY_VERSION is a likely name for an image's version
+		// label; it must not turn the proxy into a version printer.
+		if set[f.Name] || f.Name == "version" {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
@@ -201,7 +227,7 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 	}
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- api.Serve(ln) }()
-	log.Info().Str("stratum", srv.Addr()).Str("web", ln.Addr().String()).Str("db", o.dbPath).
+	log.Info().Str("version", proxy.Version).Str("stratum", srv.Addr()).Str("web", ln.Addr().String()).Str("db", o.dbPath).
 		Str("mode", cfg.Mode).Msg("stratum-proxy serving")
 
 	select {

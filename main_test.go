@@ -20,6 +20,7 @@ import (
 
 	"github.com/stratum-proxy/stratum-proxy/bench/miner"
 	"github.com/stratum-proxy/stratum-proxy/bench/poolsim"
+	"github.com/stratum-proxy/stratum-proxy/proxy"
 )
 
 // binPath is the stratum-proxy binary built once for these tests.
@@ -67,6 +68,7 @@ func freePort(t *testing.T) string {
 // proxyProc is the real binary serving on loopback.
 type proxyProc struct {
 	stratum, web string
+	version      string // from the start log line
 	cmd          *exec.Cmd
 	logs         *syncBuffer
 }
@@ -125,18 +127,20 @@ func startProxy(t *testing.T, db string, extra ...string) *proxyProc {
 		}
 		pw.Close()
 	})
-	found := make(chan string, 1)
+	type startLine struct{ Message, Stratum, Version string }
+	found := make(chan startLine, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			var rec struct{ Message, Stratum string }
+			var rec startLine
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Message == "stratum-proxy serving" {
-				found <- rec.Stratum
+				found <- rec
 			}
 		}
 	}()
 	select {
-	case p.stratum = <-found:
+	case rec := <-found:
+		p.stratum, p.version = rec.Stratum, rec.Version
 	case <-time.After(20 * time.Second):
 		t.Fatalf("proxy did not start:\n%s", logs.String())
 	}
@@ -213,6 +217,9 @@ func mine(t *testing.T, addr, user string, shares int) *miner.Miner {
 
 func TestBinaryRegistersMinesAndExports(t *testing.T) {
 	p, pool, name := setup(t)
+	if p.version != proxy.Version {
+		t.Errorf("start log line has version %q; want %q", p.version, proxy.Version)
+	}
 	// Registering the same account again gives the same name.
 	code, ans := p.post(t, fmt.Sprintf(`{"pool":%q,"user":"acct","password":"s3cret-pw"}`, pool.Addr()))
 	if code != http.StatusOK || ans["name"] != name {
@@ -324,4 +331,55 @@ func TestPrometheusScrapesWorkerSeries(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatalf("Prometheus never saw the worker: accepted=%v speed=%v\n%s", accepted, speed, plog.String())
+}
+
+// runBinary runs the binary with args and extra environment and returns
+// its stdout, stderr and exit code.
+func runBinary(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("stratum-proxy %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestVersionFlag(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "proxy.db")
+	want := "stratum-proxy " + proxy.Version + "\n"
+	for _, arg := range []string{"--version", "-version"} {
+		out, errOut, code := runBinary(t, nil, "--db.path", db, arg)
+		if code != 0 || out != want || errOut != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 0 and %q", arg, code, out, errOut, want)
+		}
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("--version opened (created) the database")
+	}
+	// An image's version label in the environment is not --version: the
+	// proxy goes on to its subcommand.
+	out, _, code := runBinary(t, []string{"STRATUM_PROXY_VERSION=1.2.3"}, "--db.path", db, "algo", "list")
+	if code != 0 || !strings.Contains(out, "sha256") {
+		t.Errorf("STRATUM_PROXY_VERSION set: exit %d, stdout %q; want the algorithm list", code, out)
+	}
+}
+
+func TestHelpFlag(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		out, errOut, code := runBinary(t, nil, arg)
+		if code != 0 || !strings.HasPrefix(out, "Usage: stratum-proxy") || !strings.Contains(out, "-stratum.addr") || errOut != "" {
+			t.Errorf("%s: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the usage on stdout", arg, code, errOut, out)
+		}
+	}
+	// A mistake still fails, with the usage on stderr.
+	out, errOut, code := runBinary(t, nil, "--no-such-flag")
+	if code == 0 || out != "" || !strings.Contains(errOut, "no-such-flag") || !strings.Contains(errOut, "Usage: stratum-proxy") {
+		t.Errorf("unknown flag: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+	}
 }
