@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/stratum-proxy/stratum-proxy/httpapi"
@@ -167,6 +168,16 @@ func envName(flagName string) string {
 	return "STRATUM_PROXY_" + strings.ToUpper(r.Replace(flagName))
 }
 
+func init() {
+	// Durations in logs carry their unit ("1.5s", "250ms"), in both formats,
+	// instead of zerolog's bare float of milliseconds. zerolog reads this
+	// global; it is set once here, before any logger exists.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+}
+
+// newLogger builds the process logger writing to w. The console format
+// is coloured only when w is a terminal, so files and pipes get no escape
+// codes.
 func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
@@ -175,11 +186,17 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log.format: %q is neither console nor json", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 func serve(o *options, st store.Store, log zerolog.Logger) error {

@@ -383,3 +383,39 @@ func TestHelpFlag(t *testing.T) {
 		t.Errorf("unknown flag: exit %d, stdout %q, stderr:\n%s", code, out, errOut)
 	}
 }
+
+// TestConsoleLogPlainOffTerminal: a log written to a buffer, a file or a
+// pipe has no colour escapes, and durations carry their unit.
+func TestConsoleLogPlainOffTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger("info", "console", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info().Err(io.EOF).Dur("wait", 1500*time.Millisecond).Msg("pool asked to reconnect")
+	out := buf.String()
+	if strings.ContainsRune(out, 0x1b) {
+		t.Errorf("console log to a buffer has escape codes: %q", out)
+	}
+	if !strings.Contains(out, "wait=1.5s") || !strings.Contains(out, "pool asked to reconnect") {
+		t.Errorf("console log %q; want wait=1.5s and the message", out)
+	}
+
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("a regular file counts as a terminal")
+	}
+
+	buf.Reset()
+	if log, err = newLogger("info", "json", &buf); err != nil {
+		t.Fatal(err)
+	}
+	log.Info().Dur("took", 250*time.Millisecond).Msg("x")
+	if !strings.Contains(buf.String(), `"took":"250ms"`) {
+		t.Errorf("json log %q; want \"took\":\"250ms\"", buf.String())
+	}
+}
