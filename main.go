@@ -41,6 +41,14 @@ import (
 	"github.com/stratum-proxy/stratum-proxy/store"
 )
 
+// defaultDrainTimeout is the default of --shutdown.drain-timeout, and
+// what the proxy uses for a zero one (proxy.Config.DrainTimeout).
+const defaultDrainTimeout = 5 * time.Second
+
+// stopGrace is how much longer than the drain serve lets Stop run: the
+// drain is followed by closing every connection and the event loops.
+const stopGrace = 5 * time.Second
+
 // options are the command line flags, parsed only here.
 type options struct {
 	stratumAddr string
@@ -126,6 +134,16 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	fs.DurationVar(&p.DialTimeout, "upstream.dial-timeout", 5*time.Second, "timeout of one pool connect")
 	fs.DurationVar(&p.BackoffMax, "upstream.backoff-max", 30*time.Second, "longest wait between redial rounds")
 	fs.DurationVar(&p.FailbackInterval, "upstream.failback-interval", 30*time.Second, "how often an upstream on a backup pool probes its primary")
+	fs.DurationVar(&p.BackoffMin, "upstream.backoff-min", 250*time.Millisecond, "first wait after a failed round of redials (doubles up to --upstream.backoff-max)")
+	fs.DurationVar(&p.PoolHandshakeTimeout, "upstream.handshake-timeout", 10*time.Second, "deadline of a pool login (connect to authorize answer); past it the next pool is tried")
+	fs.DurationVar(&p.GiveUp, "upstream.give-up", 60*time.Second, "close the miners of an account that has had no working pool this long")
+	fs.DurationVar(&p.Keepalive, "upstream.keepalive", 90*time.Second, "resend the current job to miners of a pool that sent no new job this long")
+	fs.DurationVar(&p.AuthorizeWait, "upstream.authorize-wait", 10*time.Second, "how long a miner's authorize waits for its pool to log in before it is answered")
+	fs.IntVar(&p.MaxPoolQueue, "limits.max-pool-queue", 1<<20, "bytes of shares queued to a pool connection that does not read; past it shares get error 20")
+	fs.IntVar(&p.MaxInflight, "limits.max-inflight", 256, "shares of one miner sent to the pool and not yet answered; past it shares get error 20")
+	fs.Int64Var(&p.MaxPartialBytes, "limits.max-partial-bytes", 64<<20, "bytes of incomplete lines held for all miners of the process")
+	fs.DurationVar(&p.AccountSwitchInterval, "limits.account-switch-interval", 5*time.Second, "shortest time between two account switches on one miner connection")
+	fs.DurationVar(&p.DrainTimeout, "shutdown.drain-timeout", defaultDrainTimeout, "on SIGINT/SIGTERM, how long to wait for the pool's answers to shares in flight")
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
 		fs.SetOutput(w)
@@ -193,6 +211,18 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
+// drainTimeout is the drain proxy.Server.Stop does for cfg.
+func drainTimeout(cfg proxy.Config) time.Duration {
+	if cfg.DrainTimeout <= 0 {
+		return defaultDrainTimeout
+	}
+	return cfg.DrainTimeout
+}
+
+// stopTimeout bounds proxy.Server.Stop: longer than its drain, so that a
+// drain that takes its whole time is not cut short by our own deadline.
+func stopTimeout(cfg proxy.Config) time.Duration { return drainTimeout(cfg) + stopGrace }
+
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -254,8 +284,8 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 			log.Error().Err(err).Msg("HTTP server failed")
 		}
 	}
-	log.Info().Msg("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info().Dur("drain_timeout", drainTimeout(cfg)).Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout(cfg))
 	defer cancel()
 	_ = api.Shutdown()
 	if err := srv.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -373,7 +373,7 @@ func TestVersionFlag(t *testing.T) {
 func TestHelpFlag(t *testing.T) {
 	for _, arg := range []string{"-h", "--help", "-help"} {
 		out, errOut, code := runBinary(t, nil, arg)
-		if code != 0 || !strings.HasPrefix(out, "Usage: stratum-proxy") || !strings.Contains(out, "-stratum.addr") || errOut != "" {
+		if code != 0 || !strings.HasPrefix(out, "Usage: stratum-proxy") || !strings.Contains(out, "-upstream.give-up") || errOut != "" {
 			t.Errorf("%s: exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the usage on stdout", arg, code, errOut, out)
 		}
 	}
@@ -418,4 +418,70 @@ func TestConsoleLogPlainOffTerminal(t *testing.T) {
 	if !strings.Contains(buf.String(), `"took":"250ms"`) {
 		t.Errorf("json log %q; want \"took\":\"250ms\"", buf.String())
 	}
+}
+
+// TestUpstreamLimitDrainFlags checks each flag of the pool handshake,
+// give-up, keepalive, queue and drain settings: its default, the command
+// line and its STRATUM_PROXY_* variable.
+func TestUpstreamLimitDrainFlags(t *testing.T) {
+	type field func(*proxy.Config) any
+	cases := []struct {
+		flag     string
+		get      field
+		def      any
+		arg, env string
+		fromArg  any
+		fromEnv  any
+	}{
+		{"upstream.handshake-timeout", func(c *proxy.Config) any { return c.PoolHandshakeTimeout }, 10 * time.Second, "3s", "4s", 3 * time.Second, 4 * time.Second},
+		{"upstream.give-up", func(c *proxy.Config) any { return c.GiveUp }, 60 * time.Second, "2m", "90s", 2 * time.Minute, 90 * time.Second},
+		{"upstream.keepalive", func(c *proxy.Config) any { return c.Keepalive }, 90 * time.Second, "30s", "45s", 30 * time.Second, 45 * time.Second},
+		{"upstream.authorize-wait", func(c *proxy.Config) any { return c.AuthorizeWait }, 10 * time.Second, "1s", "2s", time.Second, 2 * time.Second},
+		{"upstream.backoff-min", func(c *proxy.Config) any { return c.BackoffMin }, 250 * time.Millisecond, "1s", "500ms", time.Second, 500 * time.Millisecond},
+		{"limits.max-pool-queue", func(c *proxy.Config) any { return c.MaxPoolQueue }, 1 << 20, "4096", "8192", 4096, 8192},
+		{"limits.max-inflight", func(c *proxy.Config) any { return c.MaxInflight }, 256, "16", "32", 16, 32},
+		{"limits.max-partial-bytes", func(c *proxy.Config) any { return c.MaxPartialBytes }, int64(64 << 20), "1048576", "2097152", int64(1 << 20), int64(2 << 20)},
+		{"limits.account-switch-interval", func(c *proxy.Config) any { return c.AccountSwitchInterval }, 5 * time.Second, "1s", "10s", time.Second, 10 * time.Second},
+		{"shutdown.drain-timeout", func(c *proxy.Config) any { return c.DrainTimeout }, 5 * time.Second, "20s", "30s", 20 * time.Second, 30 * time.Second},
+	}
+	parse := func(args ...string) *options {
+		t.Helper()
+		o, _, err := parseFlags(args, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatalf("parseFlags(%v): %v", args, err)
+		}
+		return o
+	}
+	for _, c := range cases {
+		t.Run(c.flag, func(t *testing.T) {
+			if got := c.get(&parse().proxy); got != c.def {
+				t.Errorf("default %v; want %v", got, c.def)
+			}
+			if got := c.get(&parse("--"+c.flag, c.arg).proxy); got != c.fromArg {
+				t.Errorf("--%s=%s gives %v; want %v", c.flag, c.arg, got, c.fromArg)
+			}
+			t.Setenv(envName(c.flag), c.env)
+			if got := c.get(&parse().proxy); got != c.fromEnv {
+				t.Errorf("%s=%s gives %v; want %v", envName(c.flag), c.env, got, c.fromEnv)
+			}
+			if got := c.get(&parse("--"+c.flag, c.arg).proxy); got != c.fromArg {
+				t.Errorf("flag and environment: %v; want the flag's %v", got, c.fromArg)
+			}
+		})
+	}
+}
+
+// TestStopTimeoutOutlastsDrain: serve gives Stop the drain plus five
+// seconds, for the default drain (a zero DrainTimeout) too.
+func TestStopTimeoutOutlastsDrain(t *testing.T) {
+	f := func(drain, want time.Duration) {
+		t.Helper()
+		if got := stopTimeout(proxy.Config{DrainTimeout: drain}); got != want {
+			t.Errorf("stopTimeout(drain %v) = %v; want %v", drain, got, want)
+		}
+	}
+	f(0, 10*time.Second)
+	f(5*time.Second, 10*time.Second)
+	f(time.Minute, time.Minute+5*time.Second)
+	f(100*time.Millisecond, 5100*time.Millisecond)
 }
