@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -221,6 +222,60 @@ func TestRegisterBackups(t *testing.T) {
 		b := u.Backups[i]
 		if b.Pool != w.pool || b.User != w.user || b.Password.Reveal() != w.pw {
 			t.Errorf("backup %d = %s %s %q; want %+v", i, b.Pool, b.User, b.Password.Reveal(), w)
+		}
+	}
+}
+
+// TestReRegisterUpdatesBackups: the same primary registered again with a
+// new backup list answers 200 with the same name and "updated":true, and
+// the listing shows the new backups (they used to be dropped silently).
+func TestReRegisterUpdatesBackups(t *testing.T) {
+	ts := start(t, nil)
+	primary := `"pool":"127.0.0.1:3333","user":"re","password":"` + pwPrimary + `"`
+	a := ts.post(t, `{`+primary+`,"backups":[{"pool":"127.0.0.1:4444"}]}`)
+	name := reg(t, a).Name
+	if a.status != http.StatusCreated || strings.Contains(a.body, "updated") {
+		t.Fatalf("register: %d %s", a.status, a.body)
+	}
+	backups := func() []accountView {
+		t.Helper()
+		var u userView
+		if a := ts.do(t, http.MethodGet, "/api/v1/users/"+name, nil); json.Unmarshal([]byte(a.body), &u) != nil {
+			t.Fatalf("GET user: %d %s", a.status, a.body)
+		}
+		return u.Backups
+	}
+	f := func(b string, wantUpdated bool, want ...accountView) {
+		t.Helper()
+		a := ts.post(t, `{`+primary+b+`}`)
+		r := reg(t, a)
+		if a.status != http.StatusOK || r.Name != name || r.Error != "" || r.Updated != wantUpdated {
+			t.Errorf("re-register with %q: %d %s; want 200, the same name, updated %v", b, a.status, a.body, wantUpdated)
+		}
+		if got := backups(); !slices.Equal(got, want) {
+			t.Errorf("after re-register with %q: backups %+v; want %+v", b, got, want)
+		}
+	}
+	f(``, false, accountView{testPool2, "re"}) // no backups field: kept
+	f(`,"backups":[{"pool":"127.0.0.1:3333","user":"b","password":"`+pwBackup+`"},{"pool":"127.0.0.1:4444"}]`, true,
+		accountView{testPool, "b"}, accountView{testPool2, "re"})
+	f(`,"backups":[{"pool":"127.0.0.1:3333","user":"b","password":"`+pwBackup+`"},{"pool":"127.0.0.1:4444"}]`, false,
+		accountView{testPool, "b"}, accountView{testPool2, "re"}) // the same list again
+	f(`,"backups":[]`, true) // an empty list removes them
+
+	if u, _ := ts.st.User(name); u.Created.IsZero() || len(ts.st.Users()) != 1 {
+		t.Errorf("re-registrations made %d users", len(ts.st.Users()))
+	}
+	logs := ts.logs.String()
+	if !strings.Contains(logs, "user backups updated") {
+		t.Errorf("no log line for the update:\n%s", logs)
+	}
+	ts.mu.Lock()
+	seen := ts.seen.String()
+	ts.mu.Unlock()
+	for _, pw := range []string{pwPrimary, pwBackup} {
+		if strings.Contains(logs, pw) || strings.Contains(seen, pw) {
+			t.Errorf("password %q leaked into a response or the log", pw)
 		}
 	}
 }
