@@ -11,6 +11,8 @@
 //	stratum-proxy [flags] pool list
 //	stratum-proxy [flags] algo list
 //	stratum-proxy [flags] user list
+//	stratum-proxy --version                     print "stratum-proxy <version>"
+//	stratum-proxy -h                            print the flags
 //
 // Every flag can also be set from the environment: --web.addr is
 // STRATUM_PROXY_WEB_ADDR, --session.grace is STRATUM_PROXY_SESSION_GRACE.
@@ -30,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/stratum-proxy/stratum-proxy/httpapi"
@@ -37,6 +40,14 @@ import (
 	"github.com/stratum-proxy/stratum-proxy/proxy"
 	"github.com/stratum-proxy/stratum-proxy/store"
 )
+
+// defaultDrainTimeout is the default of --shutdown.drain-timeout, and
+// what the proxy uses for a zero one (proxy.Config.DrainTimeout).
+const defaultDrainTimeout = 5 * time.Second
+
+// stopGrace is how much longer than the drain serve lets Stop run: the
+// drain is followed by closing every connection and the event loops.
+const stopGrace = 5 * time.Second
 
 // options are the command line flags, parsed only here.
 type options struct {
@@ -50,6 +61,7 @@ type options struct {
 	step        time.Duration
 	logLevel    string
 	logFormat   string
+	version     bool
 
 	proxy proxy.Config
 }
@@ -62,8 +74,15 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
-	o, rest, err := parseFlags(args, stderr)
+	o, rest, err := parseFlags(args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // asked for: the usage went to stdout
+	}
 	if err != nil {
+		return err
+	}
+	if o.version {
+		_, err := fmt.Fprintln(stdout, "stratum-proxy", proxy.Version)
 		return err
 	}
 	log, err := newLogger(o.logLevel, o.logFormat, stderr)
@@ -81,7 +100,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return serve(o, st, log)
 }
 
-func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
+// parseFlags parses args, then fills every flag not on the command line
+// from its environment variable. For -h or --help it prints the usage to
+// stdout and returns flag.ErrHelp; for a mistake, the usage goes to stderr.
+func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("stratum-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -96,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.step, "metrics.step", time.Minute, "how often proxy_worker_speed is recomputed")
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log.format", "console", "log format: console or json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&p.Mode, "upstream.mode", proxy.ModeSplit, "upstream mode: split (shared upstreams) or passthrough (one per miner)")
 	fs.IntVar(&p.Loops, "loops", 0, "gnet event loops (0: one per CPU)")
 	fs.IntVar(&p.PrefixSize, "split.prefix-size", 2, "extranonce1 bytes handed to each miner in split mode")
@@ -111,18 +134,40 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&p.DialTimeout, "upstream.dial-timeout", 5*time.Second, "timeout of one pool connect")
 	fs.DurationVar(&p.BackoffMax, "upstream.backoff-max", 30*time.Second, "longest wait between redial rounds")
 	fs.DurationVar(&p.FailbackInterval, "upstream.failback-interval", 30*time.Second, "how often an upstream on a backup pool probes its primary")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
+	fs.DurationVar(&p.BackoffMin, "upstream.backoff-min", 250*time.Millisecond, "first wait after a failed round of redials (doubles up to --upstream.backoff-max)")
+	fs.DurationVar(&p.PoolHandshakeTimeout, "upstream.handshake-timeout", 10*time.Second, "deadline of a pool login (connect to authorize answer); past it the next pool is tried")
+	fs.DurationVar(&p.GiveUp, "upstream.give-up", 60*time.Second, "close the miners of an account that has had no working pool this long")
+	fs.DurationVar(&p.Keepalive, "upstream.keepalive", 90*time.Second, "resend the current job to miners of a pool that sent no new job this long")
+	fs.DurationVar(&p.AuthorizeWait, "upstream.authorize-wait", 10*time.Second, "how long a miner's authorize waits for its pool to log in before it is answered")
+	fs.IntVar(&p.MaxPoolQueue, "limits.max-pool-queue", 1<<20, "bytes of shares queued to a pool connection that does not read; past it shares get error 20")
+	fs.IntVar(&p.MaxInflight, "limits.max-inflight", 256, "shares of one miner sent to the pool and not yet answered; past it shares get error 20")
+	fs.Int64Var(&p.MaxPartialBytes, "limits.max-partial-bytes", 64<<20, "bytes of incomplete lines held for all miners of the process")
+	fs.DurationVar(&p.AccountSwitchInterval, "limits.account-switch-interval", 5*time.Second, "shortest time between two account switches on one miner connection")
+	fs.DurationVar(&p.DrainTimeout, "shutdown.drain-timeout", defaultDrainTimeout, "on SIGINT/SIGTERM, how long to wait for the pool's answers to shares in flight")
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
+	// The flag package prints the usage for -h and for mistakes alike;
+	// print it here instead, where the two can go to different places.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+		} else {
+			usage(stderr)
+		}
 		return nil, nil, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
+		// STRATUM_PROXY_VERSION is a likely name for an image's version
+		// label; it must not turn the proxy into a version printer.
+		if set[f.Name] || f.Name == "version" {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
@@ -141,6 +186,16 @@ func envName(flagName string) string {
 	return "STRATUM_PROXY_" + strings.ToUpper(r.Replace(flagName))
 }
 
+func init() {
+	// Durations in logs carry their unit ("1.5s", "250ms"), in both formats,
+	// instead of zerolog's bare float of milliseconds. zerolog reads this
+	// global; it is set once here, before any logger exists.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+}
+
+// newLogger builds the process logger writing to w. The console format
+// is coloured only when w is a terminal, so files and pipes get no escape
+// codes.
 func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil {
@@ -149,11 +204,29 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log.format: %q is neither console nor json", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// drainTimeout is the drain proxy.Server.Stop does for cfg.
+func drainTimeout(cfg proxy.Config) time.Duration {
+	if cfg.DrainTimeout <= 0 {
+		return defaultDrainTimeout
+	}
+	return cfg.DrainTimeout
+}
+
+// stopTimeout bounds proxy.Server.Stop: longer than its drain, so that a
+// drain that takes its whole time is not cut short by our own deadline.
+func stopTimeout(cfg proxy.Config) time.Duration { return drainTimeout(cfg) + stopGrace }
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 func serve(o *options, st store.Store, log zerolog.Logger) error {
@@ -201,7 +274,7 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 	}
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- api.Serve(ln) }()
-	log.Info().Str("stratum", srv.Addr()).Str("web", ln.Addr().String()).Str("db", o.dbPath).
+	log.Info().Str("version", proxy.Version).Str("stratum", srv.Addr()).Str("web", ln.Addr().String()).Str("db", o.dbPath).
 		Str("mode", cfg.Mode).Msg("stratum-proxy serving")
 
 	select {
@@ -211,8 +284,8 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 			log.Error().Err(err).Msg("HTTP server failed")
 		}
 	}
-	log.Info().Msg("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info().Dur("drain_timeout", drainTimeout(cfg)).Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout(cfg))
 	defer cancel()
 	_ = api.Shutdown()
 	if err := srv.Stop(sctx); err != nil && !errors.Is(err, context.Canceled) {

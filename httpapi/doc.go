@@ -13,7 +13,8 @@ Routes:
 
 	POST|PUT /api/v1/users        register {"pool","user","password","backups":[...]}:
 	                              201 {"name":"<16 hex>","error":""} for a new name,
-	                              200 with the existing name for the same pool/user/password
+	                              200 with the existing name for the same pool/user/password,
+	                              with "updated":true when a given backup list replaced the stored one
 	GET      /api/v1/users        {"users":[...]}   no passwords
 	GET      /api/v1/users/{name} one user          no passwords
 	GET      /api/v1/pools        {"pools":[...]}
@@ -32,6 +33,11 @@ A backup's user and password default to the primary's when omitted, so
 the usual "same login on another pool" backup is just {"pool":"..."}.
 The primary's password may be empty (many pools accept anything); pool and
 user are required.
+
+Registering the same pool, user and password again keeps the name. A
+"backups" list in that request replaces the stored backups ("backups":[]
+removes them) and the answer says "updated":true; without the field the
+stored backups stay.
 
 # Choices
 

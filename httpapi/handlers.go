@@ -34,9 +34,13 @@ const (
 )
 
 // errorBody is every /api/ error answer, and the registration answer.
+// Updated is true only when a registration replaced the backups of an
+// existing name, and omitted otherwise, so the other answers keep their
+// two-field shape.
 type errorBody struct {
-	Name  string `json:"name"`
-	Error string `json:"error"`
+	Name    string `json:"name"`
+	Error   string `json:"error"`
+	Updated bool   `json:"updated,omitempty"`
 }
 
 // accountRequest is one account in a registration body. User and
@@ -48,7 +52,9 @@ type accountRequest struct {
 	Password *string `json:"password"`
 }
 
-// registerRequest is the body of POST/PUT /api/v1/users.
+// registerRequest is the body of POST/PUT /api/v1/users. Backups is nil
+// when the field is omitted (an existing name keeps its backups) and
+// non-nil for a given list, even an empty one (it replaces them).
 type registerRequest struct {
 	Pool     string           `json:"pool"`
 	User     *string          `json:"user"`
@@ -229,7 +235,7 @@ func (s *Server) register(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	primary, backups := req.accounts()
-	name, created, err := s.cfg.Store.RegisterUser(primary, backups)
+	name, outcome, err := s.cfg.Store.RegisterUser(primary, backups)
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrUnknownPool):
@@ -247,12 +253,15 @@ func (s *Server) register(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	status := fasthttp.StatusOK
-	if created {
+	switch outcome {
+	case store.RegisterCreated:
 		status = fasthttp.StatusCreated
 		ctx.Response.Header.Set(fasthttp.HeaderLocation, pathUsersSlash+name)
 		s.log.Info().Str("name", name).Str("pool", primary.Pool).Int("backups", len(backups)).Msg("user registered")
+	case store.RegisterUpdated:
+		s.log.Info().Str("name", name).Str("pool", primary.Pool).Int("backups", len(backups)).Msg("user backups updated")
 	}
-	s.writeJSON(ctx, status, errorBody{Name: name})
+	s.writeJSON(ctx, status, errorBody{Name: name, Updated: outcome == store.RegisterUpdated})
 }
 
 // jsonish reports whether a request content type may carry the JSON
@@ -325,10 +334,14 @@ func jsonType(kind string) string {
 }
 
 // accounts turns the request into store accounts; a backup's omitted user
-// or password is the primary's.
+// or password is the primary's. Omitted backups stay nil, a given list
+// (even empty) non-nil: see store.Store.RegisterUser.
 func (r *registerRequest) accounts() (store.Account, []store.Account) {
 	primary := store.Account{Pool: r.Pool, User: deref(r.User, ""), Password: store.Secret(deref(r.Password, ""))}
 	var backups []store.Account
+	if r.Backups != nil {
+		backups = make([]store.Account, 0, len(r.Backups))
+	}
 	for _, b := range r.Backups {
 		backups = append(backups, store.Account{
 			Pool:     b.Pool,

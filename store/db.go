@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -342,14 +343,21 @@ func (db *DB) encode(u User, dedupe string) userRecord {
 		Created:  u.Created,
 		LastSeen: u.LastSeen,
 	}
-	for i, b := range u.Backups {
-		r.Backups = append(r.Backups, accountRecord{
+	r.Backups = db.encodeBackups(u.Name, u.Backups)
+	return r
+}
+
+// encodeBackups builds the stored records of the backups of user name.
+func (db *DB) encodeBackups(name string, backups []Account) []accountRecord {
+	var rs []accountRecord
+	for i, b := range backups {
+		rs = append(rs, accountRecord{
 			Pool:     b.Pool,
 			User:     b.User,
-			Password: db.keys.seal(b.Password.Reveal(), sealAD(u.Name, i+1)),
+			Password: db.keys.seal(b.Password.Reveal(), sealAD(name, i+1)),
 		})
 	}
-	return r
+	return rs
 }
 
 // decode turns a stored record back into a User, decrypting passwords.
@@ -474,38 +482,41 @@ func (db *DB) PutPool(p Pool) error {
 }
 
 // RegisterUser implements Store.
-func (db *DB) RegisterUser(primary Account, backups []Account) (string, bool, error) {
+func (db *DB) RegisterUser(primary Account, backups []Account) (string, RegisterOutcome, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	if db.closed {
-		return "", false, ErrClosed
+		return "", RegisterUnchanged, ErrClosed
 	}
 	old := db.snap.Load()
 	p, err := checkAccount(old, primary, "primary")
 	if err != nil {
-		return "", false, err
+		return "", RegisterUnchanged, err
 	}
 	if len(backups) > MaxBackups {
-		return "", false, fmt.Errorf("%w: %d backups, at most %d", ErrInvalidAccount, len(backups), MaxBackups)
+		return "", RegisterUnchanged, fmt.Errorf("%w: %d backups, at most %d", ErrInvalidAccount, len(backups), MaxBackups)
 	}
 	u := User{Account: p}
 	for i, b := range backups {
 		b, err := checkAccount(old, b, "backup "+strconv.Itoa(i+1))
 		if err != nil {
-			return "", false, err
+			return "", RegisterUnchanged, err
 		}
 		u.Backups = append(u.Backups, b)
 	}
 	digest := db.keys.dedupe(p)
 	if name, ok := old.dedupe[digest]; ok {
-		return name, false, nil
+		if backups == nil {
+			return name, RegisterUnchanged, nil
+		}
+		return db.replaceBackupsLocked(old, name, u.Backups)
 	}
 	u.Name = newName(old.users)
 	u.Created = time.Now().UTC().Round(0)
 	rec := db.encode(u, digest)
 	err = db.bolt.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketUsers), u.Name, rec) })
 	if err != nil {
-		return "", false, fmt.Errorf("store: register user: %w", err)
+		return "", RegisterUnchanged, fmt.Errorf("store: register user: %w", err)
 	}
 	next := old.with()
 	users := maps.Clone(old.users)
@@ -514,7 +525,38 @@ func (db *DB) RegisterUser(primary Account, backups []Account) (string, bool, er
 	dd[digest] = u.Name
 	next.setUsers(users, dd)
 	db.snap.Store(next)
-	return u.Name, true, nil
+	return u.Name, RegisterCreated, nil
+}
+
+// replaceBackupsLocked gives the existing user name the checked backups,
+// keeping everything else of its record (primary, created, last seen).
+// The caller holds writeMu and old is the current snapshot.
+func (db *DB) replaceBackupsLocked(old *snapshot, name string, backups []Account) (string, RegisterOutcome, error) {
+	u := old.users[name]
+	if slices.Equal(u.Backups, backups) {
+		return name, RegisterUnchanged, nil
+	}
+	// Only the backups of the stored record are rewritten (re-sealed for
+	// their positions), so a LastSeen written by flushTouches stays.
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUsers)
+		var r userRecord
+		if err := json.Unmarshal(b.Get([]byte(name)), &r); err != nil {
+			return fmt.Errorf("user %s: %w", name, err)
+		}
+		r.Backups = db.encodeBackups(name, backups)
+		return putJSON(b, name, r)
+	})
+	if err != nil {
+		return "", RegisterUnchanged, fmt.Errorf("store: update backups of %s: %w", name, err)
+	}
+	u.Backups = backups
+	next := old.with()
+	users := maps.Clone(old.users)
+	users[name] = u
+	next.users = users // same names, so userNames and dedupe stay valid
+	db.snap.Store(next)
+	return name, RegisterUpdated, nil
 }
 
 // newName returns a fresh issued name: 8 bytes from crypto/rand as 16

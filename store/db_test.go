@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,9 +225,9 @@ func TestRegisterUser(t *testing.T) {
 	mustPool(t, db, "127.0.0.1:3333", "sha256")
 
 	acct := Account{Pool: "127.0.0.1:3333", User: "wallet.rig1", Password: "x"}
-	name, created, err := db.RegisterUser(acct, nil)
-	if err != nil || !created || !nameRE.MatchString(name) {
-		t.Fatalf("RegisterUser = %q, %v, %v", name, created, err)
+	name, outcome, err := db.RegisterUser(acct, nil)
+	if err != nil || outcome != RegisterCreated || !nameRE.MatchString(name) {
+		t.Fatalf("RegisterUser = %q, %v, %v", name, outcome, err)
 	}
 	u, ok := db.User(name)
 	if !ok || u.Name != name || u.Pool != acct.Pool || u.User != acct.User || u.Password.Reveal() != "x" {
@@ -236,31 +237,81 @@ func TestRegisterUser(t *testing.T) {
 		t.Errorf("times: created %v last seen %v", u.Created, u.LastSeen)
 	}
 
-	again, created, err := db.RegisterUser(acct, []Account{{Pool: "127.0.0.1:3333", User: "other"}})
-	if err != nil || created || again != name {
-		t.Errorf("same account again = %q, %v, %v; want %q, false", again, created, err, name)
-	}
-	if u, _ := db.User(name); len(u.Backups) != 0 {
-		t.Errorf("re-registration changed backups: %+v", u.Backups)
+	again, outcome, err := db.RegisterUser(acct, nil)
+	if err != nil || outcome != RegisterUnchanged || again != name {
+		t.Errorf("same account again = %q, %v, %v; want %q, unchanged", again, outcome, err, name)
 	}
 	// The address is normalised before the duplicate check.
-	if again, created, _ := db.RegisterUser(Account{Pool: "127.0.0.1:03333", User: "wallet.rig1", Password: "x"}, nil); created || again != name {
+	if again, outcome, _ := db.RegisterUser(Account{Pool: "127.0.0.1:03333", User: "wallet.rig1", Password: "x"}, nil); outcome != RegisterUnchanged || again != name {
 		t.Errorf("normalised address registered anew: %q", again)
 	}
 
-	other, created, err := db.RegisterUser(Account{Pool: acct.Pool, User: acct.User, Password: "y"}, nil)
-	if err != nil || !created || other == name {
-		t.Errorf("different password = %q, %v, %v; want a new name", other, created, err)
+	other, outcome, err := db.RegisterUser(Account{Pool: acct.Pool, User: acct.User, Password: "y"}, nil)
+	if err != nil || outcome != RegisterCreated || other == name {
+		t.Errorf("different password = %q, %v, %v; want a new name", other, outcome, err)
 	}
-	empty, created, err := db.RegisterUser(Account{Pool: acct.Pool, User: acct.User}, nil)
-	if err != nil || !created || empty == name || empty == other {
-		t.Errorf("empty password = %q, %v, %v; want a third name", empty, created, err)
+	empty, outcome, err := db.RegisterUser(Account{Pool: acct.Pool, User: acct.User}, nil)
+	if err != nil || outcome != RegisterCreated || empty == name || empty == other {
+		t.Errorf("empty password = %q, %v, %v; want a third name", empty, outcome, err)
 	}
 	if n := len(db.Users()); n != 3 {
 		t.Errorf("%d users, want 3", n)
 	}
 	if _, ok := db.User("0000000000000000"); ok {
 		t.Error("unknown user found")
+	}
+}
+
+// TestReRegisterReplacesBackups: the same primary registered again with
+// a backup list gets that list under the same name (it used to be
+// dropped silently); nil backups keep the stored list.
+func TestReRegisterReplacesBackups(t *testing.T) {
+	db, _ := openTest(t, &Options{TouchInterval: time.Hour})
+	for _, a := range []string{"127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"} {
+		mustPool(t, db, a, "sha256")
+	}
+	primary := Account{Pool: "127.0.0.1:1001", User: "p", Password: "pw-p"}
+	b2 := Account{Pool: "127.0.0.1:1002", User: "b2", Password: "pw-b2"}
+	b3 := Account{Pool: "127.0.0.1:1003", User: "b3", Password: "pw-b3"}
+	name, _, err := db.RegisterUser(primary, []Account{b2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	db.Touch(name, seen)
+	if err := db.flushTouches(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := db.User(name)
+
+	f := func(st Store, backups []Account, wantOutcome RegisterOutcome, want ...Account) {
+		t.Helper()
+		got, outcome, err := st.RegisterUser(primary, backups)
+		if err != nil || got != name || outcome != wantOutcome {
+			t.Fatalf("RegisterUser(primary, %v) = %q, %v, %v; want %q, %v", backups, got, outcome, err, name, wantOutcome)
+		}
+		u, _ := st.User(name)
+		if !slices.Equal(u.Backups, want) {
+			t.Errorf("backups %v; want %v", u.Backups, want)
+		}
+		if u.Account != primary || !u.Created.Equal(before.Created) || !u.LastSeen.Equal(seen) {
+			t.Errorf("re-registration changed the user: %+v; was %+v", u, before)
+		}
+	}
+	f(db, nil, RegisterUnchanged, b2)                   // nil: keep
+	f(db, []Account{b3, b2}, RegisterUpdated, b3, b2)   // another list: replace
+	f(db, []Account{b3, b2}, RegisterUnchanged, b3, b2) // the same list: nothing to write
+	db2 := reopen(t, db, nil)
+	f(db2, nil, RegisterUnchanged, b3, b2) // on disk, passwords sealed for their new positions
+	f(db2, []Account{}, RegisterUpdated)   // an empty list clears
+
+	// A bad list on re-registration changes nothing.
+	if _, _, err := db2.RegisterUser(primary, []Account{b2, {Pool: "127.0.0.1:9", User: "x"}}); !errors.Is(err, ErrUnknownPool) {
+		t.Errorf("unknown backup pool: %v", err)
+	}
+	f(db2, nil, RegisterUnchanged)
+	if n := len(db2.Users()); n != 1 {
+		t.Errorf("%d users; want 1", n)
 	}
 }
 
@@ -271,9 +322,9 @@ func TestRegisterUserErrors(t *testing.T) {
 
 	f := func(primary Account, backups []Account, want error, msg string) {
 		t.Helper()
-		name, created, err := db.RegisterUser(primary, backups)
-		if !errors.Is(err, want) || name != "" || created {
-			t.Errorf("RegisterUser(%+v, %+v) = %q, %v, %v; want %v", primary, backups, name, created, err, want)
+		name, outcome, err := db.RegisterUser(primary, backups)
+		if !errors.Is(err, want) || name != "" || outcome != RegisterUnchanged {
+			t.Errorf("RegisterUser(%+v, %+v) = %q, %v, %v; want %v", primary, backups, name, outcome, err, want)
 			return
 		}
 		if !strings.Contains(err.Error(), msg) {
@@ -399,9 +450,9 @@ func TestPersistence(t *testing.T) {
 	if !ok || u.Password.Reveal() != "pw" || !u.Created.Equal(before.Created) || !u.LastSeen.Equal(seen) {
 		t.Errorf("after reopen: %+v %v (last seen %v)", u, ok, u.LastSeen)
 	}
-	again, created, err := db2.RegisterUser(Account{Pool: "127.0.0.1:3333", User: "u", Password: "pw"}, nil)
-	if err != nil || created || again != name {
-		t.Errorf("dedupe index lost on reopen: %q %v %v", again, created, err)
+	again, outcome, err := db2.RegisterUser(Account{Pool: "127.0.0.1:3333", User: "u", Password: "pw"}, nil)
+	if err != nil || outcome != RegisterUnchanged || again != name {
+		t.Errorf("dedupe index lost on reopen: %q %v %v", again, outcome, err)
 	}
 	if err := db2.Close(); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ Open a database with Open; nil Options mean defaults:
 	}
 	defer st.Close()
 
-	name, created, err := st.RegisterUser(
+	name, outcome, err := st.RegisterUser(
 		store.Account{Pool: "btc.f2pool.com:3333", User: "acct.rig1", Password: "x"}, nil)
 
 	u, ok := st.User(name)               // from memory, never from disk
@@ -39,7 +39,9 @@ a small buffer; a background goroutine writes the buffer every few seconds
 (Options.TouchInterval) and Close writes what is left.
 
 Names are 16 lower-case hex characters from crypto/rand. Registering the
-same primary (pool, user, password) again returns the existing name.
+same primary (pool, user, password) again returns the existing name; a
+backup list given with it replaces the stored one (RegisterUpdated), nil
+backups keep it.
 
 Algorithm names are canonical ("sha256", the `hash` label value the
 original proxy's dashboards use); aliases such as "sha256d" resolve to

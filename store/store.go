@@ -82,6 +82,33 @@ var (
 	ErrClosed = errors.New("store: closed")
 )
 
+// RegisterOutcome is what Store.RegisterUser did.
+type RegisterOutcome int
+
+const (
+	// RegisterUnchanged: the primary was registered before and nothing
+	// changed.
+	RegisterUnchanged RegisterOutcome = iota
+	// RegisterCreated: a new name was issued.
+	RegisterCreated
+	// RegisterUpdated: the primary was registered before and its backups
+	// were replaced; the name is the same.
+	RegisterUpdated
+)
+
+// String returns "unchanged", "created" or "updated".
+func (o RegisterOutcome) String() string {
+	switch o {
+	case RegisterUnchanged:
+		return "unchanged"
+	case RegisterCreated:
+		return "created"
+	case RegisterUpdated:
+		return "updated"
+	}
+	return "RegisterOutcome(" + strconv.Itoa(int(o)) + ")"
+}
+
 // Algorithm is a proof-of-work algorithm and how its difficulties convert
 // to hashes.
 type Algorithm struct {
@@ -167,12 +194,15 @@ type Store interface {
 	// the algorithm known (an alias is stored as its canonical name);
 	// errors wrap ErrInvalidPool or ErrUnknownAlgorithm.
 	PutPool(p Pool) error
-	// RegisterUser issues a name for a primary account and its backups.
-	// Registering the same primary (pool, user, password) again returns
-	// the existing name with created false and leaves its backups as they
-	// were. Errors wrap ErrUnknownPool or ErrInvalidAccount; nothing is
-	// stored on error. When it returns, the user is durable on disk.
-	RegisterUser(primary Account, backups []Account) (name string, created bool, err error)
+	// RegisterUser issues a name for a primary account and its backups
+	// (RegisterCreated). Registering the same primary (pool, user,
+	// password) again returns the existing name: a non-nil backups list,
+	// even an empty one, replaces the stored backups (RegisterUpdated, or
+	// RegisterUnchanged if they are the same); nil backups leave them as
+	// they are (RegisterUnchanged). Errors wrap ErrUnknownPool or
+	// ErrInvalidAccount; nothing is stored on error. When it returns, the
+	// change is durable on disk.
+	RegisterUser(primary Account, backups []Account) (name string, outcome RegisterOutcome, err error)
 	// Touch records that the user was seen at t. It never blocks: the time
 	// is buffered and written in the background every few seconds.
 	// Unknown names are ignored.
