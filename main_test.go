@@ -498,11 +498,6 @@ func TestBinaryBusyStratumPort(t *testing.T) {
 	addr := held.Addr().String()
 	db := filepath.Join(t.TempDir(), "proxy.db")
 	_, errOut, code := runBinary(t, nil, "--db.path", db, "--stratum.addr", addr, "--web.addr", freePort(t), "--log.format", "json")
-	if strings.Contains(errOut, "bad file descriptor") {
-		// proxy.checkListen exists (proxy/listen.go); this skip goes away
-		// once Server.Start calls it before gnet.Run.
-		t.Skipf("Server.Start does not call checkListen yet; the binary says:\n%s", errOut)
-	}
 	want := "stratum-proxy: proxy: listen " + addr + ": address already in use\n"
 	if code != 1 || !strings.HasSuffix(errOut, want) {
 		t.Errorf("busy stratum port: exit %d, stderr:\n%s\nwant exit 1 ending in %q", code, errOut, want)
