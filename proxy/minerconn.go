@@ -186,10 +186,10 @@ func (mc *minerConn) onTraffic() gnet.Action {
 			mc.setPartial(0)
 			return gnet.Close
 		}
+		off += n
 		if line == nil {
 			break
 		}
-		off += n
 		lines++
 		if testHookMinerLine != nil {
 			testHookMinerLine(line)
@@ -199,7 +199,9 @@ func (mc *minerConn) onTraffic() gnet.Action {
 	if lines > 0 {
 		mc.lastLine = time.Now()
 	}
-	_, _ = mc.c.Discard(off)
+	if off > 0 {
+		_, _ = mc.c.Discard(off) // gnet's Discard(0) would drop a partial line
+	}
 	if mc.closing {
 		mc.setPartial(0)
 		return gnet.Close

@@ -99,10 +99,10 @@ func (d *v1Pool) consume(up *upstream, buf []byte) (int, error) {
 		if err != nil {
 			return off, err
 		}
+		off += n
 		if line == nil {
 			break
 		}
-		off += n
 		d.handleLine(up, line)
 	}
 	return off, nil

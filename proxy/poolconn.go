@@ -153,7 +153,9 @@ func (up *upstream) onTraffic(c gnet.Conn) gnet.Action {
 		_, _ = c.Discard(len(buf))
 		return gnet.Close
 	}
-	_, _ = c.Discard(n)
+	if n > 0 {
+		_, _ = c.Discard(n) // gnet's Discard(0) would drop a partial line
+	}
 	if up.closeReq {
 		return gnet.Close
 	}

@@ -186,7 +186,9 @@ func (m *miner) onTraffic(c gnet.Conn) gnet.Action {
 			break
 		}
 	}
-	_, _ = c.Discard(off)
+	if off > 0 {
+		_, _ = c.Discard(off) // gnet's Discard(0) would drop a partial line
+	}
 	return gnet.None
 }
 
