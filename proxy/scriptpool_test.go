@@ -32,9 +32,10 @@ type spPool struct {
 	open   atomic.Int64 // connections open now
 	wg     sync.WaitGroup
 
+	done chan struct{} // closed by Close
+
 	mu    sync.Mutex
 	conns []*spConn
-	done  bool
 }
 
 // spStart listens on addr ("" means 127.0.0.1:0) and serves script. The
@@ -48,7 +49,7 @@ func spStart(t *testing.T, addr string, script func(c *spConn)) *spPool {
 	if err != nil {
 		t.Fatalf("scripted pool: listen %s: %v", addr, err)
 	}
-	p := &spPool{t: t, ln: ln, script: script}
+	p := &spPool{t: t, ln: ln, script: script, done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.Close)
@@ -73,17 +74,35 @@ func (p *spPool) Accepted() int { return int(p.n.Load()) }
 // Open is the number of connections open now.
 func (p *spPool) Open() int { return int(p.open.Load()) }
 
-// Close stops listening, closes every connection and waits for the scripts.
+// Close stops listening, closes every connection and waits for the
+// scripts. Calling it again does nothing.
 func (p *spPool) Close() {
-	p.ln.Close()
 	p.mu.Lock()
-	p.done = true
+	select {
+	case <-p.done:
+		p.mu.Unlock()
+		return
+	default:
+	}
+	close(p.done)
+	p.mu.Unlock()
+	p.ln.Close()
+	p.dropAll()
+	p.wg.Wait()
+}
+
+// closed is closed when the pool is closed: scripts that wait select on it.
+func (p *spPool) closed() <-chan struct{} { return p.done }
+
+// dropAll closes every current connection and keeps listening, like a
+// pool restarting its stratum server.
+func (p *spPool) dropAll() {
+	p.mu.Lock()
 	cs := append([]*spConn(nil), p.conns...)
 	p.mu.Unlock()
 	for _, c := range cs {
 		c.nc.Close()
 	}
-	p.wg.Wait()
 }
 
 func (p *spPool) accept() {
@@ -95,10 +114,12 @@ func (p *spPool) accept() {
 		}
 		c := &spConn{p: p, nc: nc, r: bufio.NewReader(nc), idx: int(p.n.Add(1))}
 		p.mu.Lock()
-		if p.done {
+		select {
+		case <-p.done:
 			p.mu.Unlock()
 			nc.Close()
 			return
+		default:
 		}
 		p.conns = append(p.conns, c)
 		p.mu.Unlock()

@@ -1,0 +1,440 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratum-proxy/stratum-proxy/bench/miner"
+	"github.com/stratum-proxy/stratum-proxy/bench/poolsim"
+)
+
+// Pool-side scenarios of issue 8: each test drives the proxy the way a
+// misbehaving real pool does and checks what miners and metrics see.
+
+// scrape returns the proxy's metrics exposition.
+func (h *harness) scrape() string {
+	var buf bytes.Buffer
+	h.met.WritePrometheus(&buf)
+	return buf.String()
+}
+
+// metricValue returns the value of the first sample of family name whose
+// labels include every `k="v"` in labels, and whether there is one.
+func metricValue(text, name string, labels ...string) (float64, bool) {
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		if i < 0 {
+			continue
+		}
+		set := l[:i]
+		all := true
+		for _, kv := range labels {
+			all = all && strings.Contains(set, kv)
+		}
+		if !all {
+			continue
+		}
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		return v, true
+	}
+	return 0, false
+}
+
+func poolLabel(addr string) string { return `pool="` + addr + `"` }
+
+// poolUp returns proxy_pool_up for the pool at addr, -1 when absent.
+func (h *harness) poolUp(addr string) float64 {
+	v, ok := metricValue(h.scrape(), "proxy_pool_up", poolLabel(addr))
+	if !ok {
+		return -1
+	}
+	return v
+}
+
+// tryShare mines one share within d and submits it, for waits that must
+// tolerate rejections during a transition. It reports acceptance.
+func tryShare(m *miner.Miner, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	sh, err := m.Mine(ctx, 0)
+	if err != nil {
+		return false
+	}
+	ok, _, _, err := m.Submit(ctx, sh)
+	return ok && err == nil
+}
+
+// newJobAfter waits for a job other than old (a pointer: a resent job
+// with the same id is a new Job).
+func newJobAfter(t *testing.T, m *miner.Miner, what string, old *miner.Job) *miner.Job {
+	t.Helper()
+	var got *miner.Job
+	waitJob(t, m, what, func(j *miner.Job) bool { got = j; return j != old })
+	return got
+}
+
+func latestJob(t *testing.T, m *miner.Miner) *miner.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	j, err := m.WaitJob(ctx)
+	if err != nil {
+		t.Fatalf("no job: %v", err)
+	}
+	return j
+}
+
+// poolCfg is fastCfg with the pool-side deadlines short enough for tests.
+func poolCfg() Config {
+	cfg := fastCfg()
+	cfg.PoolHandshakeTimeout = 500 * time.Millisecond
+	cfg.GiveUp = time.Second
+	cfg.AuthorizeWait = time.Second
+	return cfg
+}
+
+// hangingPool accepts TCP and reads everything, answering nothing: a pool
+// whose stratum server is wedged.
+func hangingPool(c *spConn) {
+	for {
+		if _, err := c.read(); err != nil {
+			return
+		}
+	}
+}
+
+func TestFailoverFromHungPool(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	hung := h.spPool(hangingPool)
+	backup := h.pool(poolsim.Config{})
+	name := h.user(hung.Addr(), backup.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	// The hung primary is abandoned after PoolHandshakeTimeout and the
+	// backup carries the miner.
+	mineOne(t, m)
+	mineOne(t, m)
+	if st := backup.Stats(); st.Accepted != 2 {
+		t.Fatalf("backup accepted %d, want 2 (%+v)", st.Accepted, st)
+	}
+	if hung.Accepted() == 0 {
+		t.Fatal("the primary was never tried")
+	}
+}
+
+func TestFailoverFromLoginRejectingPool(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	// The primary answers authorize with [24,"Unauthorized worker"].
+	primary := h.pool(poolsim.Config{User: "someone-else"})
+	backup := h.pool(poolsim.Config{})
+	name := h.user(primary.Addr(), backup.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	mineOne(t, m)
+	if st := backup.Stats(); st.Accepted != 1 {
+		t.Fatalf("backup accepted %d, want 1 (%+v)", st.Accepted, st)
+	}
+	if st := primary.Stats(); st.Submits != 0 {
+		t.Fatalf("the rejecting primary got %d submits", st.Submits)
+	}
+}
+
+// failToBackup mines on primary, kills it and waits until the backup
+// accepted a share. It returns the primary's address.
+func failToBackup(t *testing.T, h *harness, m *miner.Miner, primary, backup *poolsim.Server) string {
+	t.Helper()
+	mineOne(t, m)
+	addr := primary.Addr()
+	primary.Close()
+	waitFor(t, "a share accepted by the backup", func() bool {
+		tryShare(m, 2*time.Second)
+		return backup.Stats().Accepted >= 1
+	})
+	return addr
+}
+
+func TestFailbackProbeNeedsFullLogin(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	primary := h.pool(poolsim.Config{JobIDPrefix: "p"})
+	backup := h.pool(poolsim.Config{JobIDPrefix: "b"})
+	name := h.user(primary.Addr(), backup.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	addr := failToBackup(t, h, m, primary, backup)
+
+	// The primary comes back TCP-up but wedged: probes must log in, fail,
+	// and leave the upstream on the backup.
+	hung := spStart(t, addr, hangingPool)
+	waitFor(t, "two failback probes of the wedged primary", func() bool { return hung.Accepted() >= 2 })
+	before := backup.Stats().Accepted
+	for i := 0; i < 3; i++ {
+		mineOne(t, m)
+	}
+	if got := backup.Stats().Accepted - before; got != 3 {
+		t.Fatalf("backup accepted %d of 3 shares while the primary was wedged", got)
+	}
+	if c := backup.Conns(); c != 1 {
+		t.Fatalf("backup connections %d, want 1 (kept through the probes)", c)
+	}
+}
+
+func TestBackupSubmitsCarryBackupLogin(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	// Each pool accepts only its own login: a submit with the other one is
+	// answered 24 and counted Unauthorized.
+	primary := h.pool(poolsim.Config{User: "pri", JobIDPrefix: "p"})
+	backup := h.pool(poolsim.Config{User: "bak", JobIDPrefix: "b"})
+	name := h.spUser([2]string{primary.Addr(), "pri"}, [2]string{backup.Addr(), "bak"})
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	addr := failToBackup(t, h, m, primary, backup)
+
+	// The primary returns while shares stream to the backup: every share
+	// the backup gets, up to and across the failback, carries "bak".
+	back, err := poolsim.Start(poolsim.Config{Addr: addr, Difficulty: testDiff, User: "pri", JobIDPrefix: "r"})
+	if err != nil {
+		t.Fatalf("restart primary: %v", err)
+	}
+	h.pools = append(h.pools, back)
+	waitFor(t, "failback: a share accepted by the primary", func() bool {
+		tryShare(m, 2*time.Second)
+		return back.Stats().Accepted >= 1
+	})
+	for _, p := range []*poolsim.Server{backup, back} {
+		if st := p.Stats(); st.Unauthorized != 0 {
+			t.Errorf("pool %s answered %d submits unauthorized: a submit carried the other pool's login (%+v)", p.Addr(), st.Unauthorized, st)
+		}
+	}
+	for u := range backup.Stats().UserDifficulty {
+		if !strings.HasPrefix(u, "bak") {
+			t.Errorf("backup credited user %q", u)
+		}
+	}
+	for u := range back.Stats().UserDifficulty {
+		if !strings.HasPrefix(u, "pri") {
+			t.Errorf("primary credited user %q", u)
+		}
+	}
+}
+
+func TestPoolUpSeveralAccountsOnePool(t *testing.T) {
+	cfg := poolCfg()
+	cfg.SessionGrace = 300 * time.Millisecond
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	a := h.spUser([2]string{p.Addr(), "alice"})
+	b := h.spUser([2]string{p.Addr(), "bob"})
+	ma := h.dial(miner.Config{User: a, Password: "x"})
+	mb := h.dial(miner.Config{User: b, Password: "x"})
+	mineOne(t, ma)
+	mineOne(t, mb)
+	waitFor(t, "two upstreams on the pool", func() bool { return p.Conns() == 2 })
+	if v := h.poolUp(p.Addr()); v != 1 {
+		t.Fatalf("proxy_pool_up %v with two accounts mining, want 1", v)
+	}
+	// Alice leaves: her upstream closes after the grace period, Bob mines on.
+	ma.Close()
+	waitFor(t, "alice's upstream closed", func() bool { return p.Conns() == 1 && h.srv.Stats().Upstreams == 1 })
+	mineOne(t, mb)
+	if v := h.poolUp(p.Addr()); v != 1 {
+		t.Fatalf("proxy_pool_up %v after one of two accounts left, want 1 (bob still mines)", v)
+	}
+}
+
+func TestPoolUpAfterFailback(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	primary := h.pool(poolsim.Config{JobIDPrefix: "p"})
+	backup := h.pool(poolsim.Config{JobIDPrefix: "b"})
+	name := h.user(primary.Addr(), backup.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	mineOne(t, m)
+	// A pool in use (a target of a live upstream) that has no login shows 0.
+	if v := h.poolUp(backup.Addr()); v != 0 {
+		t.Fatalf("backup proxy_pool_up %v before failover, want 0 (absent is -1)", v)
+	}
+	addr := failToBackup(t, h, m, primary, backup)
+	waitFor(t, "pool_up: backup 1, primary 0", func() bool { return h.poolUp(backup.Addr()) == 1 && h.poolUp(addr) == 0 })
+
+	back, err := poolsim.Start(poolsim.Config{Addr: addr, Difficulty: testDiff, JobIDPrefix: "r"})
+	if err != nil {
+		t.Fatalf("restart primary: %v", err)
+	}
+	h.pools = append(h.pools, back)
+	waitFor(t, "failback: a share accepted by the primary", func() bool {
+		tryShare(m, 2*time.Second)
+		return back.Stats().Accepted >= 1
+	})
+	waitFor(t, "backup released", func() bool { return backup.Conns() == 0 })
+	waitFor(t, "pool_up: primary 1, backup 0", func() bool { return h.poolUp(addr) == 1 && h.poolUp(backup.Addr()) == 0 })
+}
+
+func TestUpstreamsGaugeNeverNegative(t *testing.T) {
+	cfg := poolCfg()
+	cfg.SessionGrace = 300 * time.Millisecond
+	cfg.AccountSwitchInterval = time.Second
+	h := newHarness(t, cfg)
+	pa := h.pool(poolsim.Config{})
+	pb := h.pool(poolsim.Config{})
+	a := h.spUser([2]string{pa.Addr(), "alice"})
+	b := h.spUser([2]string{pb.Addr(), "bob"})
+
+	gauge := func() float64 {
+		v, ok := metricValue(h.scrape(), "proxy_upstreams_connected")
+		if !ok {
+			t.Fatal("no proxy_upstreams_connected")
+		}
+		return v
+	}
+	// One connection alternating mining.authorize between two accounts'
+	// names, 400 lines in a few writes, as the issue's 8,000-line capture.
+	r := h.raw()
+	r.send(`{"id":1,"method":"mining.subscribe","params":["flip/1"]}` + "\n")
+	r.line()
+	var lines strings.Builder
+	for i := 0; i < 400; i++ {
+		n := a
+		if i%2 == 1 {
+			n = b
+		}
+		fmt.Fprintf(&lines, `{"id":%d,"method":"mining.authorize","params":["%s","x"]}`+"\n", 10+i, n)
+		if i%50 == 49 {
+			r.send(lines.String())
+			lines.Reset()
+			if g := gauge(); g < 0 {
+				t.Fatalf("proxy_upstreams_connected %v during the flips", g)
+			}
+		}
+	}
+	minV := 0.0
+	waitFor(t, "pool connects settle", func() bool {
+		minV = math.Min(minV, gauge())
+		return h.srv.Stats().Upstreams <= 1
+	})
+	if minV < 0 {
+		t.Fatalf("proxy_upstreams_connected reached %v", minV)
+	}
+	if n := pa.Stats().TotalConnections + pb.Stats().TotalConnections; n > 6 {
+		t.Errorf("%d pool connects for one miner switching accounts (rate limit AccountSwitchInterval)", n)
+	}
+	r.c.Close()
+	waitFor(t, "upstreams closed after grace", func() bool {
+		minV = math.Min(minV, gauge())
+		return h.srv.Stats().Upstreams == 0 && pa.Conns()+pb.Conns() == 0
+	})
+	if g := gauge(); g != 0 || minV < 0 {
+		t.Fatalf("proxy_upstreams_connected %v with no pool socket open (minimum seen %v)", g, minV)
+	}
+}
+
+func TestNotifyAfterReconnectInSameReadDropped(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.spPool(func(c *spConn) {
+		if c.login(testDiff) != nil {
+			return
+		}
+		if c.idx == 1 {
+			c.send(spNotify("first1", true))
+			// client.reconnect and a notify in one write: the notify must
+			// not reach miners (the proxy is leaving this connection).
+			c.send(`{"id":null,"method":"client.reconnect","params":[]}`, spNotify("dead1", true))
+		} else {
+			c.send(spNotify("again1", true))
+		}
+		c.serve()
+	})
+	r := h.spMiner(h.user(p.Addr()))
+	lines := spReadUntil(t, r, "a notify from the second connection", 10*time.Second, func(l string) bool {
+		return spIsNotify(l, "again1")
+	})
+	for _, l := range lines {
+		if spIsNotify(l, "dead1") {
+			t.Fatalf("the notify after client.reconnect reached the miner: %s", l)
+		}
+	}
+}
+
+func TestJobIDsUniquePerPoolConnection(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	// poolsim, like ckpool, keeps its job ids when it drops and re-accepts
+	// a connection: the first job on the new connection has the old id but
+	// a coinbase with the new extranonce1.
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	mineOne(t, m)
+	old := latestJob(t, m)
+	ctx := ctx10(t)
+	sh, err := m.Mine(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.Job != old {
+		t.Fatal("a new job arrived while mining")
+	}
+	p.DropConnections()
+	waitFor(t, "redial", func() bool { return p.Stats().TotalConnections == 2 && h.srv.Stats().Ready == 1 })
+	j := newJobAfter(t, m, "a job from the new connection", old)
+	if j.ID == old.ID {
+		t.Fatalf("job id %q reused across pool connections: minerd and cpuminer keep hashing the old coinbase", j.ID)
+	}
+	submits := p.Stats().Submits
+	ok, code, msg, err := m.Submit(ctx, sh)
+	if err != nil || ok || code != 21 {
+		t.Fatalf("share of the old connection's job answered ok=%v code=%d %q err=%v, want 21 stale", ok, code, msg, err)
+	}
+	if s := p.Stats().Submits; s != submits {
+		t.Fatalf("a share of an old connection's job was forwarded (pool submits %d -> %d)", submits, s)
+	}
+	mineOne(t, m)
+}
+
+func TestNoNotifyBeforeLogin(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	var answered sync.Map // conn idx -> true once the authorize answer is being sent
+	p := h.spPool(func(c *spConn) {
+		if c.idx == 1 {
+			if c.login(testDiff) != nil {
+				return
+			}
+			c.send(spNotify("first1", true))
+			c.serve()
+			return
+		}
+		m, err := c.until("mining.authorize")
+		if err != nil {
+			return
+		}
+		// A pool that sends work before it answers the login (seen on
+		// ckpool-derived pools): the proxy must not fan it out yet.
+		c.send(spSetDifficulty(testDiff), spNotify("early1", true))
+		select { // the pool takes its time over the login
+		case <-time.After(time.Second):
+		case <-c.p.closed():
+		}
+		answered.Store(c.idx, true)
+		c.answer(m, "true")
+		c.serve()
+	})
+	r := h.spMiner(h.user(p.Addr()))
+	spReadUntil(t, r, "the first job", 10*time.Second, func(l string) bool { return spIsNotify(l, "first1") })
+	// Drop the first connection: the miner, already mining, stays with the
+	// proxy while it logs in again.
+	p.dropAll()
+	spReadUntil(t, r, "the early job, after the login", 10*time.Second, func(l string) bool {
+		if !spIsNotify(l, "early1") {
+			return false
+		}
+		if _, ok := answered.Load(2); !ok {
+			t.Fatalf("a notify reached the miner before the pool accepted the login: %s", l)
+		}
+		return true
+	})
+}
