@@ -438,3 +438,239 @@ func TestNoNotifyBeforeLogin(t *testing.T) {
 		return true
 	})
 }
+
+// methodLog records the request methods a poolsim receives, per connection.
+type methodLog struct {
+	mu  sync.Mutex
+	got map[uint64][]string
+}
+
+func (l *methodLog) intercept(conn uint64, method string) poolsim.Action {
+	l.mu.Lock()
+	if l.got == nil {
+		l.got = make(map[uint64][]string)
+	}
+	l.got[conn] = append(l.got[conn], method)
+	l.mu.Unlock()
+	return poolsim.Handle
+}
+
+func (l *methodLog) count(method string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, ms := range l.got {
+		for _, m := range ms {
+			if m == method {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func TestConfigureOnlyWhenAsked(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	var log methodLog
+	p := h.pool(poolsim.Config{VersionMask: 0x1fffe000, Intercept: log.intercept})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	mineOne(t, m)
+	// Strict pools (ckpool's proxy mode) drop a client that sends
+	// mining.configure before subscribing: no miner asked, so none is sent.
+	if n := log.count("mining.configure"); n != 0 {
+		t.Fatalf("the pool got %d mining.configure though no miner asked for version rolling", n)
+	}
+}
+
+func TestConfigureDroppedPoolRelogsWithout(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	var log methodLog
+	p := h.pool(poolsim.Config{Intercept: func(conn uint64, method string) poolsim.Action {
+		log.intercept(conn, method)
+		if method == "mining.configure" {
+			return poolsim.Disconnect // ckpool in proxy mode
+		}
+		return poolsim.Handle
+	}})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x", Configure: true})
+	mineOne(t, m)
+	if n := log.count("mining.configure"); n != 1 {
+		t.Fatalf("the pool got %d mining.configure, want 1 (then the proxy logs in without it)", n)
+	}
+	// The proxy remembers: the next connection to the pool has no configure.
+	before := p.Stats().TotalConnections
+	old := latestJob(t, m)
+	p.DropConnections()
+	waitFor(t, "redial", func() bool { return p.Stats().TotalConnections > before && h.srv.Stats().Ready == 1 })
+	newJobAfter(t, m, "a job after the redial", old)
+	mineOne(t, m)
+	if n := log.count("mining.configure"); n != 1 {
+		t.Fatalf("the pool got %d mining.configure after the redial, want still 1", n)
+	}
+}
+
+func TestPoolRejectReasonRelayed(t *testing.T) {
+	// ckpool answers a bad share with result false, error null and its
+	// reason in "reject-reason".
+	cases := []struct {
+		reason string
+		code   int
+		label  string
+	}{
+		{"Above target", 23, "low_difficulty"},
+		{"Stale", 21, "stale"},
+		{"Duplicate", 22, "duplicate"},
+		{"Invalid JobID", 20, "pool_error"},
+	}
+	reasons := make(chan string, 1)
+	h := newHarness(t, poolCfg())
+	p := h.spPool(func(c *spConn) {
+		if c.login(testDiff) != nil {
+			return
+		}
+		c.send(spNotify("rj1", true))
+		for {
+			m, err := c.read()
+			if err != nil {
+				return
+			}
+			if m.Method != "mining.submit" {
+				c.handshakeAnswer(m)
+				continue
+			}
+			r := <-reasons
+			c.send(fmt.Sprintf(`{"id":%s,"result":false,"error":null,"reject-reason":%q}`, m.ID, r))
+		}
+	})
+	name := h.user(p.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x"})
+	ctx := ctx10(t)
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			sh, err := m.Mine(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reasons <- tc.reason
+			ok, code, msg, err := m.Submit(ctx, sh)
+			if err != nil || ok || code != tc.code || msg != tc.reason {
+				t.Fatalf("answered ok=%v code=%d %q err=%v, want [%d,%q]", ok, code, msg, err, tc.code, tc.reason)
+			}
+			v, found := metricValue(h.scrape(), "proxy_shares_rejected_total", `user="`+name+`"`, `reason="`+tc.label+`"`)
+			if !found || v != 1 {
+				t.Fatalf("proxy_shares_rejected_total{reason=%q} = %v (found %v), want 1", tc.label, v, found)
+			}
+		})
+	}
+}
+
+func TestVersionMaskNotCarriedToBackup(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	primary := h.pool(poolsim.Config{VersionMask: 0x1fffe000, JobIDPrefix: "p"})
+	// The backup ignores mining.configure (no answer at all).
+	backup := h.pool(poolsim.Config{JobIDPrefix: "b", Intercept: func(_ uint64, method string) poolsim.Action {
+		if method == "mining.configure" {
+			return poolsim.Ignore
+		}
+		return poolsim.Handle
+	}})
+	name := h.user(primary.Addr(), backup.Addr())
+	m := h.dial(miner.Config{User: name, Password: "x", Configure: true, VersionMask: 0x1fffe000})
+	mineOne(t, m)
+	if m.VersionMask() != 0x1fffe000 {
+		t.Fatalf("mask %08x on the primary", m.VersionMask())
+	}
+	primary.Close()
+	waitFor(t, "set_version_mask 00000000 after failover", func() bool { return m.VersionMask() == 0 })
+	waitFor(t, "a share accepted by the backup", func() bool {
+		tryShare(m, 2*time.Second)
+		return backup.Stats().Accepted >= 1
+	})
+	// A share with version bits is refused by the proxy, not forwarded.
+	sh, err := m.Mine(ctx10(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submits := backup.Stats().Submits
+	sh.VersionBits, sh.Rolling = 0x2000, true
+	if ok, code, _, err := m.Submit(ctx10(t), sh); ok || err != nil || code != 20 {
+		t.Fatalf("share with version bits: ok=%v code=%d err=%v, want 20", ok, code, err)
+	}
+	if s := backup.Stats().Submits; s != submits {
+		t.Fatalf("a share with version bits was forwarded to a pool without version rolling")
+	}
+	if st := backup.Stats(); st.Other != 0 {
+		t.Fatalf("backup rejected %d shares as malformed (version bits carried over?) %+v", st.Other, st)
+	}
+}
+
+func TestReconnectWaitZeroNoStorm(t *testing.T) {
+	h := newHarness(t, poolCfg()) // BackoffMin 50ms, BackoffMax 200ms
+	p := h.spPool(func(c *spConn) {
+		if c.login(testDiff) != nil {
+			return
+		}
+		c.send(spNotify(fmt.Sprintf("rc%d", c.idx), true))
+		c.send(`{"id":null,"method":"client.reconnect","params":["",0,0]}`)
+		c.serve()
+	})
+	r := h.spMiner(h.user(p.Addr()))
+	waitFor(t, "the first connection", func() bool { return p.Accepted() >= 1 })
+	// A measurement window, not a synchronisation: with the normal backoff
+	// (50-200ms) 2 s hold about 15 redials; the storm made hundreds.
+	start := time.Now()
+	for time.Since(start) < 2*time.Second {
+		if n := p.Accepted(); n > 40 {
+			t.Fatalf("%d pool connects in %v after client.reconnect with wait 0: a redial storm", n, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := p.Accepted(); n > 30 {
+		t.Fatalf("%d pool connects in 2s, want at most ~15 (normal backoff)", n)
+	}
+	r.c.Close()
+}
+
+func TestReconnectWithWaitKeepsConnection(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	mineOne(t, m)
+	before := p.Stats().TotalConnections
+	host, port, _ := strings.Cut(p.Addr(), ":")
+	pn, _ := strconv.Atoi(port)
+	const wait = 3 // seconds
+	p.Reconnect(host, pn, wait)
+	start := time.Now()
+	// During the wait the connection stays: shares are forwarded and
+	// accepted (282 of 294 were answered "pool not connected" before).
+	n := 0
+	for time.Since(start) < wait*time.Second/2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sh, err := m.Mine(ctx, 0)
+		if err == nil {
+			var ok bool
+			var code int
+			var msg string
+			ok, code, msg, err = m.Submit(ctx, sh)
+			if err == nil && !ok {
+				err = fmt.Errorf("code %d %q", code, msg)
+			}
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("share %d, %v after client.reconnect with wait %ds: %v", n, time.Since(start), wait, err)
+		}
+		n++
+	}
+	if tc := p.Stats().TotalConnections; tc != before {
+		t.Fatalf("the proxy redialled %v after a reconnect with wait %ds", time.Since(start), wait)
+	}
+	waitFor(t, "the redial after the wait", func() bool { return p.Stats().TotalConnections > before })
+	old := latestJob(t, m)
+	newJobAfter(t, m, "a job on the new connection", old)
+	mineOne(t, m)
+	if m.Reconnects() != 0 || m.Closed() {
+		t.Fatal("the pool's client.reconnect reached the miner")
+	}
+}
