@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -672,5 +673,280 @@ func TestReconnectWithWaitKeepsConnection(t *testing.T) {
 	mineOne(t, m)
 	if m.Reconnects() != 0 || m.Closed() {
 		t.Fatal("the pool's client.reconnect reached the miner")
+	}
+}
+
+func TestInvalidNotifyDropped(t *testing.T) {
+	hash := `"` + strings.Repeat("00", 28) + `0badcafe"`
+	branches := `["` + strings.Repeat("11", 32) + `"]`
+	ver, nbits, ntime := `"20000000"`, `"207fffff"`, `"66000000"`
+	cases := []struct {
+		name, marker, line string // marker is in the job id
+	}{
+		{"odd-length prevhash", "bad1", spNotifyRaw(`"bad1"`, `"`+strings.Repeat("0", 63)+`"`, branches, ver, nbits, ntime, false)},
+		{"numeric job id", "4242", spNotifyRaw(`4242`, hash, branches, ver, nbits, ntime, false)},
+		{"object job id", "bad3", spNotifyRaw(`{"bad3":1}`, hash, branches, ver, nbits, ntime, false)},
+		{"null version", "bad4", spNotifyRaw(`"bad4"`, hash, branches, `null`, nbits, ntime, false)},
+		{"array nbits", "bad5", spNotifyRaw(`"bad5"`, hash, branches, ver, `["207fffff"]`, ntime, false)},
+		{"object ntime", "bad6", spNotifyRaw(`"bad6"`, hash, branches, ver, nbits, `{}`, false)},
+		{"non-list merkle branch", "bad7", spNotifyRaw(`"bad7"`, hash, `"`+strings.Repeat("11", 32)+`"`, ver, nbits, ntime, false)},
+	}
+	lines := make(chan string)
+	h := newHarness(t, poolCfg())
+	p := h.spPool(func(c *spConn) {
+		if c.login(testDiff) != nil {
+			return
+		}
+		c.send(spNotify("good0", true))
+		go c.serve()
+		for {
+			select {
+			case l := <-lines:
+				c.send(l)
+			case <-c.p.closed():
+				return
+			}
+		}
+	})
+	r := h.spMiner(h.user(p.Addr()))
+	spReadUntil(t, r, "the first job", 10*time.Second, func(l string) bool { return spIsNotify(l, "good0") })
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// The invalid notify, then a valid sentinel: the miner reads
+			// everything the proxy forwarded before the sentinel.
+			sentinel := fmt.Sprintf("sentinel%cx", 'a'+i)
+			lines <- tc.line
+			lines <- spNotify(sentinel, false)
+			got := spReadUntil(t, r, "the sentinel job", 10*time.Second, func(l string) bool { return spIsNotify(l, sentinel) })
+			for _, l := range got {
+				if spIsNotify(l, tc.marker) {
+					t.Fatalf("an invalid notify (%s) was forwarded: %s", tc.name, l)
+				}
+			}
+		})
+	}
+	v, ok := metricValue(h.scrape(), "proxy_pool_invalid_messages_total", poolLabel(p.Addr()), `method="mining.notify"`)
+	if !ok || v != float64(len(cases)) {
+		t.Fatalf("proxy_pool_invalid_messages_total{method=mining.notify} = %v (found %v), want %d", v, ok, len(cases))
+	}
+}
+
+func TestHugeDifficultyBounded(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.spPool(func(c *spConn) {
+		if c.login(testDiff) != nil {
+			return
+		}
+		c.send(spNotify("hd1", true))
+		// 1.8e308 is past float64's range, and 1.7e308 is finite but far
+		// above pow.Diff1's difficulty, which no share can meet: both are
+		// dropped. Two accepted shares at 1.7e308 made every *_one_accepted*
+		// counter +Inf for the life of the process.
+		c.send(`{"id":null,"method":"mining.set_difficulty","params":[1.8e308]}`,
+			`{"id":null,"method":"mining.set_difficulty","params":[1.7e308]}`, spNotify("hd2", false))
+		c.serve() // submits answered true: the proxy's counters are checked
+	})
+	name := h.user(p.Addr())
+	r := h.spMiner(name + ".rig")
+	got := spReadUntil(t, r, "the job after the difficulty", 10*time.Second, func(l string) bool { return spIsNotify(l, "hd2") })
+	for _, l := range got {
+		if strings.Contains(l, "set_difficulty") && strings.Contains(l, "e+308") {
+			t.Errorf("a difficulty above Diff1 forwarded: %s", l)
+		}
+	}
+	id := spJobID(got[len(got)-1])
+	for i := 0; i < 2; i++ {
+		r.send(fmt.Sprintf(`{"id":%d,"method":"mining.submit","params":["%s.rig",%s,"%04x","66000000","00000000"]}`+"\n", 100+i, name, id, i))
+		l := spReadUntil(t, r, "the submit answer", 10*time.Second, func(l string) bool { return strings.Contains(l, fmt.Sprintf(`"id":%d`, 100+i)) })
+		t.Logf("submit answered %s", l[len(l)-1])
+	}
+	text := h.scrape()
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, "one_accepted") && !strings.HasPrefix(l, "#") {
+			i := strings.LastIndexByte(l, ' ')
+			v, err := strconv.ParseFloat(l[i+1:], 64)
+			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) || v > 1e6 {
+				t.Errorf("counter not bounded: %s", l)
+			}
+		}
+	}
+	v, ok := metricValue(text, "proxy_pool_invalid_messages_total", poolLabel(p.Addr()), `method="mining.set_difficulty"`)
+	if !ok || v != 2 {
+		t.Errorf("proxy_pool_invalid_messages_total{method=mining.set_difficulty} = %v (found %v), want 2", v, ok)
+	}
+}
+
+func TestAllPoolsRejectLoginAnswersFalse(t *testing.T) {
+	cfg := poolCfg()
+	cfg.AuthorizeWait = 2 * time.Second
+	h := newHarness(t, cfg)
+	primary := h.pool(poolsim.Config{User: "someone-else"})
+	backup := h.pool(poolsim.Config{User: "someone-else"})
+	name := h.user(primary.Addr(), backup.Addr())
+	// An ASIC moves to its own backup pool only when told false.
+	m, err := miner.Dial(miner.Config{Addr: h.srv.Addr(), User: name, Password: "x", Timeout: 10 * time.Second})
+	if err == nil {
+		m.Close()
+		t.Fatal("authorize answered true though every pool rejected the account's login")
+	}
+	var me *miner.Error
+	if !errors.As(err, &me) || me.Code != 24 || !strings.Contains(me.Message, "Unauthorized worker") {
+		t.Fatalf("authorize: %v, want error 24 with the pool's reason", err)
+	}
+}
+
+func TestGiveUpClosesMiners(t *testing.T) {
+	cfg := poolCfg() // GiveUp 1s
+	h := newHarness(t, cfg)
+	name := h.user(h.spDeadAddr(), h.spDeadAddr())
+	// No pool of the account works: after GiveUp its miner is closed so
+	// that it moves to its own backup pool.
+	r := h.spMiner(name)
+	spExpectClosed(t, r, 10*time.Second)
+}
+
+func TestLateJoinerDifficulty(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	a := h.dial(miner.Config{User: name + ".a", Password: "x"})
+	mineOne(t, a)
+	const d1 = 4 * testDiff
+	p.SetDifficulty(d1) // no notify after it
+	waitFor(t, "miner a got the new difficulty", func() bool { return a.Difficulty() == d1 })
+	// Miner b joins between the pool's set_difficulty and its next notify:
+	// its first job must come at d1, or it mines below the pool's target.
+	b := h.dial(miner.Config{User: name + ".b", Password: "x"})
+	if j := latestJob(t, b); j.Difficulty != d1 {
+		t.Fatalf("late joiner's first job at difficulty %v, want %v", j.Difficulty, d1)
+	}
+	p.Notify(false)
+	waitJob(t, b, "the pool's next job", func(j *miner.Job) bool { return !j.Clean })
+	mineOne(t, b)
+}
+
+func TestSetDifficultyAlwaysFollowedByNotify(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	mineOne(t, m)
+	jobs := p.Stats().Jobs
+	// cgminer-family firmware applies a new difficulty only at the next
+	// mining.notify: the proxy resends the current job (clean=false).
+	const d1 = 2 * testDiff
+	p.SetDifficulty(d1)
+	j := waitJobAt(t, m, d1)
+	if j.Clean {
+		t.Fatal("the resent job is clean: miners would throw away their work")
+	}
+	if p.Stats().Jobs != jobs {
+		t.Fatal("the pool sent a job: the test proves nothing")
+	}
+	mineOne(t, m)
+}
+
+func waitJobAt(t *testing.T, m *miner.Miner, d float64) *miner.Job {
+	t.Helper()
+	var got *miner.Job
+	waitJob(t, m, fmt.Sprintf("a job at difficulty %v", d), func(j *miner.Job) bool { got = j; return j.Difficulty == d })
+	return got
+}
+
+func TestKeepaliveResendsJob(t *testing.T) {
+	cfg := poolCfg()
+	cfg.Keepalive = 500 * time.Millisecond
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{}) // sends no job after the first
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	first := latestJob(t, m)
+	// cpuminer drops a connection silent for 120 s: a quiet pool's job is
+	// resent (clean=false) every Keepalive.
+	j := newJobAfter(t, m, "the job resent by keepalive", first)
+	if j.Clean {
+		t.Fatal("keepalive resend is clean")
+	}
+	if j.PrevHash != first.PrevHash || !bytes.Equal(j.Coinb1, first.Coinb1) {
+		t.Fatal("keepalive sent other work than the current job")
+	}
+	mineOne(t, m)
+}
+
+func TestReconnectOutcomesCounted(t *testing.T) {
+	h := newHarness(t, poolCfg()) // PoolHandshakeTimeout 500ms
+	p := h.spPool(func(c *spConn) {
+		switch c.idx {
+		case 1: // logs in, then the pool restarts
+			if c.login(testDiff) == nil {
+				c.send(spNotify("oc1", true))
+				c.read()
+			}
+		case 2: // wedged
+			hangingPool(c)
+		case 3: // rejects the login
+			if m, err := c.until("mining.authorize"); err == nil {
+				c.send(fmt.Sprintf(`{"id":%s,"result":null,"error":[24,"Unauthorized worker",null]}`, m.ID))
+				c.serve()
+			}
+		case 4: // closes during the handshake
+			c.until("mining.authorize")
+		default:
+			if c.login(testDiff) == nil {
+				c.send(spNotify("oc5", true))
+				c.serve()
+			}
+		}
+	})
+	dead := h.spDeadAddr()
+	name := h.user(p.Addr(), dead)
+	r := h.spMiner(name)
+	spReadUntil(t, r, "the first job", 10*time.Second, func(l string) bool { return spIsNotify(l, "oc1") })
+	p.dropAll() // conn 1 closes after login
+	spReadUntil(t, r, "a job after every failure", 15*time.Second, func(l string) bool { return spIsNotify(l, "oc5") })
+	text := h.scrape()
+	for _, w := range []struct{ pool, outcome string }{
+		{p.Addr(), "ok"}, {p.Addr(), "handshake_timeout"}, {p.Addr(), "login_rejected"},
+		{p.Addr(), "closed"}, {dead, "connect_failed"},
+	} {
+		v, ok := metricValue(text, "proxy_upstream_reconnects_total", poolLabel(w.pool), `outcome="`+w.outcome+`"`)
+		if !ok || v < 1 {
+			t.Errorf("proxy_upstream_reconnects_total{pool=%s,outcome=%s} = %v (found %v), want >= 1", w.pool, w.outcome, v, ok)
+		}
+	}
+	if t.Failed() {
+		t.Logf("exposition:\n%s", grep(text, "reconnects"))
+	}
+}
+
+func TestWorkerSeriesFollowPool(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	primary := h.pool(poolsim.Config{JobIDPrefix: "p"})
+	backup := h.pool(poolsim.Config{JobIDPrefix: "b"})
+	name := h.user(primary.Addr(), backup.Addr())
+	m := h.dial(miner.Config{User: name + ".rig1", Password: "x"})
+	pa := primary.Addr()
+	failToBackup(t, h, m, primary, backup)
+	mineOne(t, m)
+	ba := backup.Stats().Accepted
+	text := h.scrape()
+	want := []struct {
+		name string
+		pool string
+		v    float64
+	}{
+		{"proxy_worker_accepted", backup.Addr(), float64(ba)},
+		{"proxy_pool_accepted_total", backup.Addr(), float64(ba)},
+		{"proxy_pool_accepted_total", pa, 1},
+		{"proxy_user_accepted_total", backup.Addr(), float64(ba)},
+	}
+	for _, w := range want {
+		if v, ok := metricValue(text, w.name, poolLabel(w.pool)); !ok || v != w.v {
+			t.Errorf("%s{pool=%s} = %v (found %v), want %v", w.name, w.pool, v, ok, w.v)
+		}
+	}
+	if v, ok := metricValue(text, "proxy_worker_accepted", poolLabel(pa)); ok && v != 0 {
+		t.Errorf("proxy_worker_accepted{pool=primary} = %v: shares of the backup credited to the primary", v)
+	}
+	if t.Failed() {
+		t.Logf("exposition:\n%s", grep(text, "accepted"))
 	}
 }
