@@ -950,3 +950,118 @@ func TestWorkerSeriesFollowPool(t *testing.T) {
 		t.Logf("exposition:\n%s", grep(text, "accepted"))
 	}
 }
+
+func TestPassthroughEndToEnd(t *testing.T) {
+	cfg := poolCfg()
+	cfg.Mode = ModePassthrough
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	m1 := h.dial(miner.Config{User: name + ".a", Password: "x"})
+	m2 := h.dial(miner.Config{User: name + ".b", Password: "x"})
+	for i := 0; i < 2; i++ {
+		mineOne(t, m1)
+		mineOne(t, m2)
+	}
+	if c := p.Conns(); c != 2 {
+		t.Fatalf("pool sees %d connections for two passthrough miners, want 2", c)
+	}
+	// The pool restarts: each miner's own upstream redials and it mines on.
+	j1, j2 := latestJob(t, m1), latestJob(t, m2)
+	p.DropConnections()
+	waitFor(t, "both upstreams redialled", func() bool { return p.Stats().TotalConnections == 4 && h.srv.Stats().Ready == 2 })
+	newJobAfter(t, m1, "m1's job after the redial", j1)
+	newJobAfter(t, m2, "m2's job after the redial", j2)
+	mineOne(t, m1)
+	mineOne(t, m2)
+	if st := p.Stats(); st.Accepted != 6 || st.Rejected != 0 {
+		t.Fatalf("pool stats %+v, want 6 accepted, 0 rejected", st)
+	}
+	if m1.Closed() || m2.Closed() {
+		t.Fatal("a passthrough miner was disconnected by the pool restart")
+	}
+}
+
+func TestPoolPushedSetExtranonce(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x", ExtranonceSubscribe: true})
+	mineOne(t, m)
+	// A new extranonce1, same size: the layout holds; new work carries it.
+	old := latestJob(t, m)
+	if err := p.SetExtranonce(0); err != nil {
+		t.Fatal(err)
+	}
+	newJobAfter(t, m, "a job with the pool's new extranonce1", old)
+	mineOne(t, m)
+
+	// A smaller extranonce2 (ckpool's proxy mode, 3 bytes): the miner gets
+	// a new layout, and a share of a job of the old layout is stale at the
+	// proxy, never forwarded.
+	ctx := ctx10(t)
+	sh, err := m.Mine(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetExtranonce(3); err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, m, "a job in the new layout", func(j *miner.Job) bool {
+		return len(j.Extranonce1) == 1 && j.Extranonce2Size == 2
+	})
+	submits := p.Stats().Submits
+	if ok, code, msg, err := m.Submit(ctx, sh); ok || err != nil || code != 21 {
+		t.Fatalf("share of the old layout answered ok=%v code=%d %q err=%v, want 21 stale", ok, code, msg, err)
+	}
+	if s := p.Stats().Submits; s != submits {
+		t.Fatal("a share of the old layout was forwarded")
+	}
+	mineOne(t, m)
+	if st := p.Stats(); st.Rejected != 0 {
+		t.Fatalf("pool rejected shares: %+v", st)
+	}
+}
+
+func TestPoolPushedSetVersionMask(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.pool(poolsim.Config{VersionMask: 0x1fffe000})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x", Configure: true, VersionMask: 0x1fffe000})
+	mineOne(t, m)
+	p.SetVersionMask(0x00ffe000)
+	waitFor(t, "the pool's narrower mask", func() bool { return m.VersionMask() == 0x00ffe000 })
+	mineOne(t, m)
+	// Bits the pool no longer allows are refused by the proxy.
+	sh, err := m.Mine(ctx10(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	submits := p.Stats().Submits
+	sh.VersionBits, sh.Rolling = 0x10000000, true
+	if ok, code, _, err := m.Submit(ctx10(t), sh); ok || err != nil || code != 20 {
+		t.Fatalf("share outside the mask: ok=%v code=%d err=%v, want 20", ok, code, err)
+	}
+	if s := p.Stats().Submits; s != submits {
+		t.Fatal("a share outside the pool's mask was forwarded")
+	}
+	if st := p.Stats(); st.Rejected != 0 {
+		t.Fatalf("pool rejected shares: %+v", st)
+	}
+}
+
+func TestPoolPushedReconnect(t *testing.T) {
+	h := newHarness(t, poolCfg())
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	mineOne(t, m)
+	old := latestJob(t, m)
+	p.Reconnect("", 0, 0) // ckpool: empty params, reconnect to the same pool
+	waitFor(t, "the redial", func() bool { return p.Stats().TotalConnections == 2 && h.srv.Stats().Ready == 1 })
+	newJobAfter(t, m, "a job on the new connection", old)
+	mineOne(t, m)
+	if m.Reconnects() != 0 || m.Closed() {
+		t.Fatal("the pool's client.reconnect reached the miner")
+	}
+	if st := p.Stats(); st.Rejected != 0 {
+		t.Fatalf("pool rejected shares: %+v", st)
+	}
+}
