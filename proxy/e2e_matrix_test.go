@@ -242,15 +242,21 @@ func TestRestoreWithAnotherUserMovesPool(t *testing.T) {
 
 func TestRedialFailoverFailback(t *testing.T) {
 	h := newHarness(t, fastCfg())
-	primary := h.pool(poolsim.Config{})
-	backup := h.pool(poolsim.Config{})
+	// Distinct job ids: a share of one pool's job can never be taken for
+	// another pool's job of the same id, whatever the timing.
+	primary := h.pool(poolsim.Config{JobIDPrefix: "pri-"})
+	backup := h.pool(poolsim.Config{JobIDPrefix: "bak-"})
 	name := h.user(primary.Addr(), backup.Addr())
 	m := h.dial(miner.Config{User: name, Password: "x"})
 	mineOne(t, m)
 
 	// A dropped connection is redialled; the miner stays and gets new work.
+	old := latestJob(t, m)
 	primary.DropConnections()
-	waitFor(t, "redial to primary", func() bool { return primary.Conns() == 1 && h.srv.Stats().Ready == 1 })
+	waitFor(t, "redial to primary", func() bool {
+		return primary.Stats().TotalConnections == 2 && primary.Conns() == 1 && h.srv.Stats().Ready == 1
+	})
+	newJobAfter(t, m, "a job of the new connection", old)
 	mineOne(t, m)
 
 	// The primary dies: fail over to the backup within seconds.
@@ -259,21 +265,28 @@ func TestRedialFailoverFailback(t *testing.T) {
 	start := time.Now()
 	waitFor(t, "failover to backup", func() bool { return backup.Conns() == 1 && h.srv.Stats().Ready == 1 })
 	t.Logf("failover took %v", time.Since(start))
+	waitJob(t, m, "a job of the backup", func(j *miner.Job) bool { return strings.Contains(j.ID, "bak-") })
 	mineOne(t, m)
 	if backup.Stats().Accepted != 1 {
 		t.Fatalf("backup stats %+v", backup.Stats())
 	}
 
-	// The primary returns: fail back.
-	back, err := poolsim.Start(poolsim.Config{Addr: addr, Difficulty: testDiff})
+	// The primary returns: fail back. A probe's connection alone proves
+	// nothing (the old bare-connect probe satisfied a wait on Conns): wait
+	// for a share the restarted primary accepted.
+	back, err := poolsim.Start(poolsim.Config{Addr: addr, Difficulty: testDiff, JobIDPrefix: "ret-"})
 	if err != nil {
 		t.Fatalf("restart primary on %s: %v", addr, err)
 	}
 	h.pools = append(h.pools, back)
-	waitFor(t, "failback to primary", func() bool { return back.Conns() == 1 && h.srv.Stats().Ready == 1 })
+	waitFor(t, "failback: a share accepted by the primary", func() bool {
+		tryShare(m, 2*time.Second)
+		return back.Stats().Accepted >= 1
+	})
 	waitFor(t, "backup released", func() bool { return backup.Conns() == 0 })
+	before := back.Stats().Accepted
 	mineOne(t, m)
-	if back.Stats().Accepted != 1 {
+	if got := back.Stats().Accepted; got != before+1 {
 		t.Fatalf("primary after failback: %+v", back.Stats())
 	}
 	if m.Closed() {
@@ -479,7 +492,7 @@ func TestSlowMinerDropped(t *testing.T) {
 		for i := 0; i < 200; i++ {
 			p.Notify(false)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // pacing of the load, not a synchronisation
 	}
 	if h.srv.Stats().Miners != 1 {
 		t.Fatal("a miner that never reads was not dropped")
@@ -490,8 +503,10 @@ func TestSlowMinerDropped(t *testing.T) {
 		t.Fatalf("no slow_reader drop counted:\n%s", grep(buf.String(), "dropped"))
 	}
 	// The healthy miner is unaffected once the notify storm is over (its
-	// jobs were replaced faster than it could mine during the storm).
-	time.Sleep(300 * time.Millisecond)
+	// jobs were replaced faster than it could mine during the storm): a
+	// clean job after the storm (the storm's were not clean) is its work.
+	p.Notify(true)
+	waitJob(t, good, "the clean job after the storm", func(j *miner.Job) bool { return j.Clean })
 	mineOne(t, good)
 }
 
@@ -537,16 +552,27 @@ func TestSharesInFlightWhenPoolDies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		p.DropConnections()
-	}()
-	start := time.Now()
-	ok, code, msg, err := m.Submit(ctx, sh)
-	if err != nil || ok || code != 20 || !strings.Contains(msg, "pool connection lost") {
-		t.Fatalf("in-flight share answered ok=%v code=%d %q err=%v, want error 20 pool connection lost", ok, code, msg, err)
+	type answer struct {
+		ok       bool
+		code     int
+		msg      string
+		err      error
+		answered time.Time
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	res := make(chan answer, 1)
+	go func() {
+		ok, code, msg, err := m.Submit(ctx, sh)
+		res <- answer{ok, code, msg, err, time.Now()}
+	}()
+	// The pool holds its answer for 3 s: drop it once the share is in flight.
+	waitFor(t, "the share in flight", func() bool { return h.srv.Stats().Pending == 1 })
+	dropped := time.Now()
+	p.DropConnections()
+	a := <-res
+	if a.err != nil || a.ok || a.code != 20 || !strings.Contains(a.msg, "pool connection lost") {
+		t.Fatalf("in-flight share answered ok=%v code=%d %q err=%v, want error 20 pool connection lost", a.ok, a.code, a.msg, a.err)
+	}
+	if d := a.answered.Sub(dropped); d > 2*time.Second {
 		t.Fatalf("answer took %v: it waited for the pool instead of failing at once", d)
 	}
 	if m.Closed() {
