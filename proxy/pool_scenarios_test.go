@@ -398,7 +398,10 @@ func TestJobIDsUniquePerPoolConnection(t *testing.T) {
 }
 
 func TestNoNotifyBeforeLogin(t *testing.T) {
-	h := newHarness(t, poolCfg())
+	cfg := poolCfg()
+	// The pool below takes a second over the login: within the deadline.
+	cfg.PoolHandshakeTimeout, cfg.GiveUp = 5*time.Second, 10*time.Second
+	h := newHarness(t, cfg)
 	var answered sync.Map // conn idx -> true once the authorize answer is being sent
 	p := h.spPool(func(c *spConn) {
 		if c.idx == 1 {
@@ -667,8 +670,8 @@ func TestReconnectWithWaitKeepsConnection(t *testing.T) {
 	if tc := p.Stats().TotalConnections; tc != before {
 		t.Fatalf("the proxy redialled %v after a reconnect with wait %ds", time.Since(start), wait)
 	}
+	old := latestJob(t, m) // still the old connection's: the wait has not ended
 	waitFor(t, "the redial after the wait", func() bool { return p.Stats().TotalConnections > before })
-	old := latestJob(t, m)
 	newJobAfter(t, m, "a job on the new connection", old)
 	mineOne(t, m)
 	if m.Reconnects() != 0 || m.Closed() {

@@ -159,7 +159,6 @@ func (up *upstream) onTraffic(c gnet.Conn) gnet.Action {
 	if up.closeReq {
 		return gnet.Close
 	}
-	up.afterRead()
 	return gnet.None
 }
 
@@ -389,7 +388,10 @@ func (up *upstream) tick(now time.Time) {
 			up.closeConn()
 			return
 		}
-		if now.Sub(up.lastJobAt) >= up.srv.cfg.keepalive() {
+		if !up.diffResendAt.IsZero() && now.After(up.diffResendAt) {
+			up.diffResendAt = time.Time{}
+			up.resendJob(up.diffNow(), false)
+		} else if now.Sub(up.lastJobAt) >= up.srv.cfg.keepalive() {
 			up.resendJob(up.diffNow(), false)
 		}
 		if up.target != 0 && !up.probing && now.After(up.nextProbe) {

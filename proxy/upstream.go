@@ -94,7 +94,7 @@ type upstream struct {
 	gen          uint32 // connection generation: the job id tag
 	tag          []byte
 	forceClean   bool
-	diffResend   bool // set_difficulty seen after the last notify of this read
+	diffResendAt time.Time // resend the current job under the new difficulty then
 	invalidAt    time.Time
 	invalidN     int
 	wbuf         []byte
@@ -300,7 +300,7 @@ func (up *upstream) poolNotify(p [][]byte, tmp []byte) error {
 		return err
 	}
 	up.forceClean = false
-	up.diffResend = false
+	up.diffResendAt = time.Time{}
 	up.lastJobAt = j.received
 	up.jobs.Store(up.jobs.Load().with(j))
 	if up.loggedIn {
@@ -311,24 +311,19 @@ func (up *upstream) poolNotify(p [][]byte, tmp []byte) error {
 
 // poolDifficulty records the pool's new difficulty. It reaches miners with
 // the next job: cgminer-family firmware applies a difficulty only at the
-// next mining.notify, so when no notify follows in this read the current
-// job is sent again under it (afterRead).
+// next mining.notify, so when no notify follows within diffResendDelay the
+// current job is sent again under it (tick).
 func (up *upstream) poolDifficulty(d float64) {
 	up.mu.Lock()
 	up.diff = d
 	up.mu.Unlock()
-	up.diffResend = true
+	up.diffResendAt = time.Now().Add(diffResendDelay)
 }
 
-// afterRead runs after each read of the pool's socket.
-func (up *upstream) afterRead() {
-	if up.diffResend {
-		up.diffResend = false
-		if up.loggedIn {
-			up.resendJob(up.diffNow(), false)
-		}
-	}
-}
+// diffResendDelay is how long a new pool difficulty waits for the pool's
+// own notify before the current job is resent under it. Pools send the
+// notify right behind set_difficulty, not always in the same TCP segment.
+const diffResendDelay = 500 * time.Millisecond
 
 // resendJob publishes the current job again under difficulty d (a new pool
 // difficulty, or a keepalive for a pool that went quiet).
@@ -544,8 +539,8 @@ func (up *upstream) fanoutNotify(l *loop, j *job) {
 	items := up.lists[l.idx].items
 	var diffLine []byte
 	for _, mc := range items {
-		if mc.state != stateMining || mc.mustRelay {
-			continue
+		if mc.state != stateMining || mc.mustRelay || mc.sess.lastJob == j {
+			continue // not mining, or already sent j (sendWork at login)
 		}
 		if mc.sentDiff != j.diff {
 			if diffLine == nil {
