@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -50,7 +51,12 @@ func timedJobID(t time.Time) string {
 }
 
 // parseTimedJobID is the inverse of timedJobID; ok is false for other ids.
+// Through the proxy an id carries the pool connection's tag ("3-t..."),
+// which is skipped.
 func parseTimedJobID(id []byte) (time.Time, bool) {
+	if i := bytes.IndexByte(id, '-'); i >= 0 {
+		id = id[i+1:]
+	}
 	if len(id) < 2 || string(id[:1]) != timedJobPrefix {
 		return time.Time{}, false
 	}

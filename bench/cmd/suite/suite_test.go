@@ -14,6 +14,10 @@ func TestTimedJobID(t *testing.T) {
 	if !ok || !got.Equal(at) {
 		t.Fatalf("round trip: %v %v, want %v", got, ok, at)
 	}
+	// Through the proxy the id carries its pool connection's tag.
+	if got, ok := parseTimedJobID([]byte("3z-" + timedJobID(at))); !ok || !got.Equal(at) {
+		t.Fatalf("tagged by the proxy: %v %v, want %v", got, ok, at)
+	}
 	f := func(id string) {
 		t.Helper()
 		if _, ok := parseTimedJobID([]byte(id)); ok {
