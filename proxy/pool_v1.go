@@ -91,6 +91,10 @@ func appendV1Authorize(b []byte, t *store.Account) []byte {
 	return codec.AppendRequest(b, []byte(strconv.Itoa(idXnSubscribe)), codec.MethodExtranonceSubscribe, []byte(`[]`))
 }
 
+// testHookPoolLine, when set by a test, is called with every line a pool
+// sends before it is handled (tests use it to inject a panic).
+var testHookPoolLine func(line []byte)
+
 func (d *v1Pool) consume(up *upstream, buf []byte) (int, error) {
 	off := 0
 	max := up.srv.cfg.maxLineSize()
@@ -102,6 +106,9 @@ func (d *v1Pool) consume(up *upstream, buf []byte) (int, error) {
 		off += n
 		if line == nil {
 			break
+		}
+		if testHookPoolLine != nil {
+			testHookPoolLine(line)
 		}
 		d.handleLine(up, line)
 	}

@@ -56,6 +56,18 @@ var upStateNames = [...]string{"waiting", "dialing", "handshake", "ready", "clos
 
 func (s upState) String() string { return upStateNames[s] }
 
+// endCause is why the proxy ends a pool socket; onClose turns it into the
+// attempt's outcome and the next step. endNone is the pool's own doing.
+type endCause uint8
+
+const (
+	endNone      endCause = iota
+	endTimeout            // the login deadline passed
+	endRefused            // the pool refused the login
+	endReconnect          // the pool's client.reconnect
+	endFailback           // a probe logged in to the primary: leave the backup
+)
+
 // stableAfter is how long a connection must stay logged in before the
 // redial backoff starts again from BackoffMin.
 const stableAfter = 10 * time.Second
@@ -111,7 +123,7 @@ func (up *upstream) onOpen(c gnet.Conn) gnet.Action {
 	now := time.Now()
 	up.openedAt = now
 	up.deadline = now.Add(up.srv.cfg.poolHandshakeTimeout())
-	up.timedOut, up.refused, up.reconnecting, up.failback, up.subscribedOK = false, false, false, false, false
+	up.ending, up.subscribedOK = endNone, false
 	up.leaveAt = time.Time{}
 	up.closeReq = false
 	up.newGeneration()
@@ -188,22 +200,23 @@ func (up *upstream) onClose(err error) {
 	if closed || up.srv.ctx.Err() != nil {
 		return // the last member left, or the proxy is stopping
 	}
-	pool := up.acct.targets[up.target].Pool
+	pool := up.pool // the socket's pool (after a failback, target is the primary already)
 	switch {
-	case up.failback:
+	case up.ending == endFailback:
 		// The primary logged in on a probe: dial it at once.
 		up.log.Info().Str("backup", pool).Msg("closed backup pool for failback")
 		up.schedule(0)
 	case wasReady:
 		stable := time.Since(up.readyAt) >= stableAfter
-		if stable && !up.reconnecting {
+		reconnect := up.ending == endReconnect
+		if stable && !reconnect {
 			up.backoff = 0
 		}
 		up.tried = 0
 		delay := up.grow()
-		if up.leaveAt.IsZero() && up.reconnecting {
+		if reconnect && up.leaveAt.IsZero() {
 			up.log.Info().Str("pool", pool).Dur("in", delay).Msg("pool asked to reconnect")
-		} else if !up.reconnecting {
+		} else if !reconnect {
 			up.log.Warn().Err(err).Str("pool", pool).Dur("in", delay).Msg("pool connection lost")
 		}
 		if !up.leaveAt.IsZero() {
@@ -213,9 +226,9 @@ func (up *upstream) onClose(err error) {
 	default:
 		outcome := metrics.AttemptClosed
 		switch {
-		case up.timedOut:
+		case up.ending == endTimeout:
 			outcome = metrics.AttemptHandshakeTimeout
-		case up.refused:
+		case up.ending == endRefused:
 			outcome = metrics.AttemptLoginRejected
 		case up.configured && !up.subscribedOK:
 			// ckpool's proxy mode and other strict pools drop a client
@@ -340,7 +353,7 @@ func (up *upstream) loginRejected(reason string) {
 	if up.loggedIn {
 		return
 	}
-	up.refused = true
+	up.ending = endRefused
 	up.refusal = truncate(reason, 200)
 	up.closeReq = true
 }
@@ -349,7 +362,7 @@ func (up *upstream) loginRejected(reason string) {
 // now and the redial goes through the backoff like any other; with a wait
 // the connection is kept (shares still flow) until it has passed.
 func (up *upstream) poolReconnect(wait time.Duration) {
-	up.reconnecting = true
+	up.ending = endReconnect
 	if wait <= 0 || !up.loggedIn {
 		up.closeReq = true
 		return
@@ -379,7 +392,7 @@ func (up *upstream) tick(now time.Time) {
 		return
 	case upHandshake:
 		if now.After(up.deadline) {
-			up.timedOut = true
+			up.ending = endTimeout
 			up.closeConn()
 			return
 		}
@@ -475,7 +488,7 @@ func (up *upstream) onProbeDone(ok bool) {
 	}
 	up.log.Info().Str("pool", up.acct.targets[0].Pool).Msg("primary pool logged in on a probe; failing back")
 	up.target, up.tried, up.backoff = 0, 0, 0
-	up.failback = true
+	up.ending = endFailback
 	up.closeConn()
 }
 

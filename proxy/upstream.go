@@ -67,16 +67,13 @@ type upstream struct {
 
 	// Owned by up.loop: the connection manager's state.
 	conn         gnet.Conn
-	dialing      string // address being dialled
-	connected    bool   // counted in proxy_upstreams_connected
-	loggedIn     bool   // counted in proxy_pool_up
-	closeReq     bool   // stop parsing; OnTraffic returns gnet.Close
-	configured   bool   // this login sent mining.configure
-	subscribedOK bool   // the pool answered mining.subscribe
-	timedOut     bool   // the login deadline passed
-	refused      bool   // the pool refused the login
-	reconnecting bool   // closing on the pool's client.reconnect
-	failback     bool   // closing a backup because the primary is back
+	dialing      string   // address being dialled
+	connected    bool     // counted in proxy_upstreams_connected
+	loggedIn     bool     // counted in proxy_pool_up
+	closeReq     bool     // stop parsing; OnTraffic returns gnet.Close
+	configured   bool     // this login sent mining.configure
+	subscribedOK bool     // the pool answered mining.subscribe
+	ending       endCause // why the proxy is ending the socket, when it is
 	probing      bool
 	gaveUp       bool
 	refusal      string // the pool's last reason for refusing the login

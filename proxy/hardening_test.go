@@ -1,0 +1,77 @@
+package proxy
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratum-proxy/stratum-proxy/bench/miner"
+	"github.com/stratum-proxy/stratum-proxy/bench/poolsim"
+)
+
+// A panic while handling a pool's line is recovered at the connection
+// boundary: it is counted as proxy_panics_total{where="pool"}, only that
+// pool socket closes, the upstream redials, and its miners mine on.
+func TestPanicInPoolHandlerRedials(t *testing.T) {
+	const marker = "hard-inject-pool-panic"
+	// Registered before the harness, so it runs after the proxy stopped.
+	t.Cleanup(func() { testHookPoolLine = nil })
+	testHookPoolLine = func(line []byte) {
+		if bytes.Contains(line, []byte(marker)) {
+			panic("hard: injected panic in a pool handler")
+		}
+	}
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{})
+	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
+	mineOne(t, m)
+	before := p.Stats().TotalConnections
+
+	p.BroadcastLine([]byte(`{"id":null,"method":"client.show_message","params":["` + marker + `"]}` + "\n"))
+	waitFor(t, "the panic counted", func() bool {
+		v, _ := msValue(h, "proxy_panics_total", "where", "pool")
+		return v == 1
+	})
+	waitFor(t, "the upstream redialled", func() bool { return p.Stats().TotalConnections > before })
+	mineOne(t, m)
+	if m.Closed() {
+		t.Fatal("the miner was closed by a panic on its pool's socket")
+	}
+	if v, _ := msValue(h, "proxy_panics_total", "where", "miner"); v != 0 {
+		t.Fatalf("proxy_panics_total{where=miner} = %v, want 0", v)
+	}
+}
+
+// A pool line that arrives in two TCP reads is put together, not lost: a
+// notify split across segments (large coinbases, slow links) reaches the
+// miner whole. gnet's Discard(0) discards everything, which lost the first
+// part of every split line before.
+func TestPoolLineSplitAcrossReads(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	p := h.spPool(func(c *spConn) {
+		if c.login(testDiff) != nil {
+			return
+		}
+		c.send(spNotify("whole1", true))
+		// Pacing, so that the first half is a read of its own and the
+		// second half another.
+		time.Sleep(100 * time.Millisecond)
+		line := spNotify("split2", true) + "\n"
+		cut := len(line) / 2
+		_, _ = c.nc.Write([]byte(line[:cut]))
+		time.Sleep(100 * time.Millisecond)
+		_, _ = c.nc.Write([]byte(line[cut:]))
+		c.serve()
+	})
+	r := h.spMiner(h.user(p.Addr()))
+	spReadUntil(t, r, "the job sent in two pieces", 10*time.Second, func(l string) bool {
+		if strings.Contains(l, "codec:") {
+			t.Fatalf("the proxy saw a broken line: %s", l)
+		}
+		return spIsNotify(l, "split2")
+	})
+	if v, _ := msValue(h, "proxy_pool_invalid_messages_total"); v != 0 {
+		t.Fatalf("%v pool lines dropped as invalid, want 0", v)
+	}
+}
