@@ -267,7 +267,7 @@ func (mc *minerConn) handleAuthorize(m *codec.Message) {
 		mc.replyError(m.ID, codec.CodeUnauthorized, "unknown user")
 		mc.log.Info().Str("user", truncate(string(name), 64)).Msg("unknown user, closing")
 		mc.srv.met.Dropped(dropUnknownUser)
-		mc.closing = true // onTraffic closes after the answer is flushed
+		mc.setState(stateClosing) // onTraffic closes after the answer is flushed
 		return
 	}
 	s := mc.ensureSession()
@@ -355,7 +355,7 @@ func (mc *minerConn) leaveUpstream() {
 
 // authorized answers the waiting authorize and starts the work flow.
 func (mc *minerConn) authorized() {
-	if mc.state == stateClosed || mc.closing {
+	if mc.ending() {
 		return
 	}
 	s := mc.sess
@@ -384,7 +384,7 @@ func (mc *minerConn) authorized() {
 // loginFailed answers the waiting authorize with the pool's refusal and
 // closes the miner.
 func (mc *minerConn) loginFailed(reason string) {
-	if mc.closing {
+	if mc.ending() {
 		return
 	}
 	if len(mc.authID) > 0 {

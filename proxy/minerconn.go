@@ -19,7 +19,9 @@ import (
 //	             mining.authorize of a known name; its upstream is logging in -> authorizing
 //	connected/subscribed/authorizing
 //	             the upstream logged in (or AuthorizeWait passed) -> mining: work flows
-//	authorizing  every pool refused the login                 -> closed (answered [24, reason])
+//	authorizing  every pool refused the login                 -> closing (answered [24, reason])
+//	any          the proxy drops it (timeout, bad input, limits, unknown user)
+//	                                                          -> closing: nothing more is read or written
 //	any          the socket closed                            -> closed; an authorized session waits out its grace
 //
 // A restored session stays subscribed (no work, shares refused) until it
@@ -32,10 +34,11 @@ const (
 	stateSubscribed
 	stateAuthorizing
 	stateMining
+	stateClosing
 	stateClosed
 )
 
-var connStateNames = [...]string{"connected", "subscribed", "authorizing", "mining", "closed"}
+var connStateNames = [...]string{"connected", "subscribed", "authorizing", "mining", "closing", "closed"}
 
 func (s connState) String() string { return connStateNames[s] }
 
@@ -98,9 +101,8 @@ type minerConn struct {
 	partial    int // bytes of an incomplete line held in the inbound buffer
 	badLines   int
 	lastSwitch time.Time // last move to another account
-	closing    bool
 	hasWork    bool      // sent a job of its current upstream connection
-	mustRelay  bool      // the layout changed before the miner learnt it
+	mustRelay  bool      // the layout changed before the miner learnt it (authorizing or mining)
 	relayBy    time.Time // drop a miner still owing a relayout by then
 }
 
@@ -109,6 +111,10 @@ type minerConn struct {
 // cpuminer-multi) send it right after the authorize answer, within
 // milliseconds.
 const relayWait = time.Second
+
+// ending reports whether the connection is closing or closed: nothing more
+// is read from or written to it.
+func (mc *minerConn) ending() bool { return mc.state >= stateClosing }
 
 func (mc *minerConn) setState(st connState) {
 	if mc.state == st {
@@ -121,7 +127,7 @@ func (mc *minerConn) setState(st connState) {
 // write queues b to the miner and drops a miner whose unread output grew
 // past the limit.
 func (mc *minerConn) write(b []byte) {
-	if mc.closing {
+	if mc.ending() {
 		return
 	}
 	_, _ = mc.c.Write(b)
@@ -131,10 +137,10 @@ func (mc *minerConn) write(b []byte) {
 }
 
 func (mc *minerConn) drop(reason string) {
-	if mc.closing {
+	if mc.ending() {
 		return
 	}
-	mc.closing = true
+	mc.setState(stateClosing)
 	mc.srv.met.Dropped(reason)
 	mc.log.Debug().Str("reason", reason).Msg("dropping miner")
 	_ = mc.c.Close()
@@ -176,12 +182,12 @@ func (mc *minerConn) onTraffic() gnet.Action {
 	off := 0
 	max := mc.srv.cfg.maxLineSize()
 	lines := 0
-	for off < len(buf) && !mc.closing {
+	for off < len(buf) && !mc.ending() {
 		line, n, err := codec.NextLine(buf[off:], max)
 		if err != nil {
 			mc.replyError(nil, codec.CodeOther, "line too long")
 			mc.srv.met.Dropped(dropLineTooLong)
-			mc.closing = true
+			mc.setState(stateClosing)
 			_, _ = mc.c.Discard(len(buf))
 			mc.setPartial(0)
 			return gnet.Close
@@ -202,14 +208,14 @@ func (mc *minerConn) onTraffic() gnet.Action {
 	if off > 0 {
 		_, _ = mc.c.Discard(off) // gnet's Discard(0) would drop a partial line
 	}
-	if mc.closing {
+	if mc.ending() {
 		mc.setPartial(0)
 		return gnet.Close
 	}
 	if !mc.setPartial(len(buf) - off) {
 		mc.log.Info().Int("partial", len(buf)-off).Msg("partial-line memory budget exhausted; dropping miner")
 		mc.srv.met.Dropped(metrics.DropMemoryLimit)
-		mc.closing = true
+		mc.setState(stateClosing)
 		mc.setPartial(0)
 		return gnet.Close
 	}
@@ -272,7 +278,7 @@ func (mc *minerConn) deliverAnswer(ev *event) {
 	if mc.inflight > 0 {
 		mc.inflight--
 	}
-	if mc.state == stateClosed {
+	if mc.ending() {
 		return
 	}
 	l := mc.loop
@@ -289,7 +295,7 @@ func (l *loop) sweep() {
 	cfg := &l.srv.cfg
 	for _, mc := range l.conns {
 		switch {
-		case mc.closing:
+		case mc.ending():
 		case mc.state < stateAuthorizing && mc.up == nil && now.Sub(mc.opened) > cfg.handshakeTimeout():
 			// Not authorized on this connection (a restored session too).
 			mc.drop(dropHandshakeTimeout)

@@ -878,10 +878,10 @@ func TestReconnectOutcomesCounted(t *testing.T) {
 	h := newHarness(t, poolCfg()) // PoolHandshakeTimeout 500ms
 	p := h.spPool(func(c *spConn) {
 		switch c.idx {
-		case 1: // logs in, then the pool restarts
+		case 1: // logs in, then the pool restarts (dropAll below)
 			if c.login(testDiff) == nil {
 				c.send(spNotify("oc1", true))
-				c.read()
+				c.serve()
 			}
 		case 2: // wedged
 			hangingPool(c)

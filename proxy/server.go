@@ -327,7 +327,6 @@ func (s *Server) closeMiner(mc *minerConn) {
 		mc.up = nil
 	}
 	mc.setState(stateClosed)
-	mc.closing = true
 	mc.setPartial(0)
 	s.conns.Add(-1)
 	s.met.MinersConnected(-1)
