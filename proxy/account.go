@@ -58,7 +58,7 @@ func (a *account) join(s *session, l *loop, wantVR bool) *upstream {
 	for _, up := range a.ups {
 		if up.tryJoin(s) {
 			if wantVR {
-				up.wantVR.Store(true)
+				up.askVersionRolling()
 			}
 			return up
 		}

@@ -75,3 +75,32 @@ func TestPoolLineSplitAcrossReads(t *testing.T) {
 		t.Fatalf("%v pool lines dropped as invalid, want 0", v)
 	}
 }
+
+// A miner that asks for version rolling joins an upstream that logged in
+// without mining.configure (its first miner did not ask): the proxy asks
+// the pool on the live connection and hands the miner the pool's grant, so
+// its rolled shares are accepted. Until then it is granted nothing the pool
+// did not grant.
+func TestVersionRollingMinerJoinsLiveUpstream(t *testing.T) {
+	var log methodLog
+	h := newHarness(t, fastCfg())
+	p := h.pool(poolsim.Config{VersionMask: 0x00ffe000, Intercept: log.intercept})
+	name := h.user(p.Addr())
+	plain := h.dial(miner.Config{User: name + ".plain", Password: "x"})
+	mineOne(t, plain)
+	if n := log.count("mining.configure"); n != 0 {
+		t.Fatalf("%d mining.configure sent for a miner that did not ask", n)
+	}
+	vr := h.dial(miner.Config{User: name + ".vr", Password: "x", Configure: true, VersionMask: 0x1fffe000})
+	waitFor(t, "the pool's grant on the live connection", func() bool { return vr.VersionMask() == 0x00ffe000 })
+	if n := log.count("mining.configure"); n != 1 {
+		t.Fatalf("%d mining.configure sent, want 1 on the live connection", n)
+	}
+	if tc := p.Stats().TotalConnections; tc != 1 {
+		t.Fatalf("%d pool connections, want the one live connection", tc)
+	}
+	for i := 0; i < 3; i++ {
+		mineOne(t, vr)
+	}
+	mineOne(t, plain)
+}

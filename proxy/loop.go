@@ -29,6 +29,7 @@ const (
 	evPoolDialFailed                      // up's connect failed (up, msg; up's loop)
 	evProbeDone                           // a failback probe ended (up, ok; up's loop)
 	evUpTick                              // up's housekeeping (up; up's loop)
+	evConfigure                           // a member wants version rolling: ask the pool (up; up's loop)
 	evSweep                               // housekeeping: timeouts on this loop's connections
 )
 
@@ -158,6 +159,8 @@ func (l *loop) handle(ev *event) {
 		ev.up.onProbeDone(ev.ok)
 	case evUpTick:
 		ev.up.tick(time.Now())
+	case evConfigure:
+		ev.up.onConfigure()
 	case evSweep:
 		l.sweep()
 	}

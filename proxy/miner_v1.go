@@ -134,7 +134,7 @@ func (mc *minerConn) handleConfigure(m *codec.Message) {
 		mc.versionReq = req
 		allowed := mc.srv.cfg.versionMask()
 		if up := mc.up; up != nil {
-			up.wantVR.Store(true)
+			up.askVersionRolling()
 			up.mu.Lock()
 			if up.state == upReady {
 				allowed = up.mask
@@ -232,7 +232,7 @@ func (mc *minerConn) resume() {
 	up.lists[mc.loop.idx].add(mc)
 	mc.up = up
 	if mc.versionReq != 0 {
-		up.wantVR.Store(true)
+		up.askVersionRolling()
 	}
 	if s.worker != nil {
 		s.worker.SetUp(true)
@@ -375,6 +375,12 @@ func (mc *minerConn) authorized() {
 		}
 		mc.mustRelay = false
 		mc.relay()
+	}
+	if up := mc.up; up != nil && up.ready.Load() {
+		up.mu.Lock()
+		mask := up.mask
+		up.mu.Unlock()
+		mc.updateVersionMask(mask) // the pool's grant, before work under it
 	}
 	if !wasMining || !mc.hasWork {
 		mc.sendWork()

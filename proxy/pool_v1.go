@@ -28,6 +28,9 @@ type poolDialect interface {
 	// upstream's loop and returns how many bytes it used. It stops at the
 	// first frame after which the upstream asked to close.
 	consume(up *upstream, buf []byte) (int, error)
+	// appendConfigure appends a request for version rolling on a
+	// connection that logged in without it.
+	appendConfigure(b []byte) []byte
 	// appendSubmit appends one share as request id.
 	appendSubmit(b []byte, id uint64, user string, sh *shareReq) []byte
 }
@@ -68,10 +71,14 @@ func (d *v1Pool) hello(b []byte, t *store.Account, ua string, configure bool) []
 	d.target = *t
 	d.configure = configure
 	if configure {
-		b = codec.AppendRequest(b, []byte(strconv.Itoa(idConfigure)), codec.MethodConfigure,
-			[]byte(`[["version-rolling"],{"version-rolling.mask":"ffffffff","version-rolling.min-bit-count":2}]`))
+		b = d.appendConfigure(b)
 	}
 	return appendV1Subscribe(b, ua)
+}
+
+func (d *v1Pool) appendConfigure(b []byte) []byte {
+	return codec.AppendRequest(b, []byte(strconv.Itoa(idConfigure)), codec.MethodConfigure,
+		[]byte(`[["version-rolling"],{"version-rolling.mask":"ffffffff","version-rolling.min-bit-count":2}]`))
 }
 
 func appendV1Subscribe(b []byte, ua string) []byte {

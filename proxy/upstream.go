@@ -353,6 +353,25 @@ func (up *upstream) poolExtranonce(en1 []byte, n int) {
 	}
 }
 
+// askVersionRolling records that a member wants version rolling; a
+// connection that logged in without asking the pool for it asks now.
+func (up *upstream) askVersionRolling() {
+	if !up.wantVR.Swap(true) {
+		up.loop.post(event{kind: evConfigure, up: up})
+	}
+}
+
+// onConfigure runs on up.loop: ask the logged-in pool for version rolling
+// unless this login did already or the pool refuses mining.configure.
+func (up *upstream) onConfigure() {
+	if !up.loggedIn || up.configured || up.srv.noConfigure(up.pool) {
+		return
+	}
+	up.configured = true
+	up.wbuf = up.dialect.appendConfigure(up.wbuf[:0])
+	up.write(up.wbuf)
+}
+
 func (up *upstream) poolVersionMask(mask uint32) {
 	up.mu.Lock()
 	changed := up.mask != mask
