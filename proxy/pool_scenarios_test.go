@@ -800,12 +800,23 @@ func TestAllPoolsRejectLoginAnswersFalse(t *testing.T) {
 
 func TestGiveUpClosesMiners(t *testing.T) {
 	cfg := poolCfg() // GiveUp 1s
+	// The first miner is answered before the give-up and its session
+	// stays for restore, keeping the dead upstream, which the late miner
+	// below joins.
+	cfg.AuthorizeWait, cfg.SessionGrace = 200*time.Millisecond, time.Minute
 	h := newHarness(t, cfg)
 	name := h.user(h.spDeadAddr(), h.spDeadAddr())
 	// No pool of the account works: after GiveUp its miner is closed so
 	// that it moves to its own backup pool.
 	r := h.spMiner(name)
 	spExpectClosed(t, r, 10*time.Second)
+	// A miner of the account that arrives while it is still dead is not
+	// left waiting either.
+	late := h.spMiner(name)
+	spExpectClosed(t, late, 10*time.Second)
+	if v := msDropped(h, "no_pool"); v < 2 {
+		t.Fatalf("proxy_miners_dropped_total{reason=no_pool} = %v, want 2", v)
+	}
 }
 
 func TestLateJoinerDifficulty(t *testing.T) {

@@ -413,9 +413,13 @@ func (up *upstream) tick(now time.Time) {
 			go up.probe(t)
 		}
 	}
-	if st != upReady && !up.gaveUp && !up.downSince.IsZero() && now.Sub(up.downSince) >= up.srv.cfg.giveUp() {
-		up.gaveUp = true
-		up.log.Warn().Dur("down", now.Sub(up.downSince)).Msg("no working pool; closing the account's miners")
+	if st != upReady && !up.downSince.IsZero() && now.Sub(up.downSince) >= up.srv.cfg.giveUp() {
+		// Every tick while the account stays dead, so that miners joining
+		// or restoring later are not left waiting either.
+		if !up.gaveUp {
+			up.gaveUp = true
+			up.log.Warn().Dur("down", now.Sub(up.downSince)).Msg("no working pool; closing the account's miners")
+		}
 		up.postMembers(event{kind: evGiveUp, up: up})
 	}
 }

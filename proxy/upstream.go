@@ -75,7 +75,7 @@ type upstream struct {
 	subscribedOK bool     // the pool answered mining.subscribe
 	ending       endCause // why the proxy is ending the socket, when it is
 	probing      bool
-	gaveUp       bool
+	gaveUp       bool   // logged the give-up of this outage
 	refusal      string // the pool's last reason for refusing the login
 	target       int    // index into acct.targets
 	tried        int    // failed attempts in this round
