@@ -104,3 +104,38 @@ func TestVersionRollingMinerJoinsLiveUpstream(t *testing.T) {
 	}
 	mineOne(t, plain)
 }
+
+// The last miner leaves (on its own loop) while its upstream is logging in
+// (on the upstream's loop): the login's answer must not bring the closed
+// upstream back. Before, onLogin set the state to ready over "closed", the
+// socket close that followed was taken for a lost connection, and the
+// upstream redialled a pool nobody used, forever. The interleaving is too
+// narrow to hit over sockets, so the two steps run here in that order.
+func TestUpstreamClosedDuringLoginStaysClosed(t *testing.T) {
+	h := newHotPath(t, 0)
+	up := h.up
+	up.loggedIn = false
+	up.mu.Lock()
+	up.state = upHandshake
+	up.mu.Unlock()
+	up.ready.Store(false)
+
+	up.mu.Lock()
+	up.state = upClosed // what leave does when the last member goes
+	up.mu.Unlock()
+	up.onLogin()
+	up.mu.Lock()
+	st := up.state
+	up.mu.Unlock()
+	if st != upClosed || up.loggedIn || up.ready.Load() {
+		t.Fatalf("after a login answer on a closed upstream: state %v, loggedIn %v, ready %v; want closed",
+			st, up.loggedIn, up.ready.Load())
+	}
+	up.schedule(0) // a redial of a closed upstream is refused too
+	up.mu.Lock()
+	st = up.state
+	up.mu.Unlock()
+	if st != upClosed {
+		t.Fatalf("schedule revived a closed upstream: state %v", st)
+	}
+}

@@ -288,9 +288,7 @@ func (d *v1Pool) handleSubscribeAnswer(up *upstream, m *codec.Message) {
 		up.loginRejected(reason)
 		return
 	}
-	if !up.subscribed(en1, int(n)) {
-		return
-	}
+	up.subscribed(en1, int(n))
 	d.wbuf = appendV1Authorize(d.wbuf[:0], &d.target)
 	up.write(d.wbuf)
 	clear(d.wbuf)

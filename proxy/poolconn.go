@@ -72,21 +72,26 @@ const (
 // redial backoff starts again from BackoffMin.
 const stableAfter = 10 * time.Second
 
-// setState records a new state; only the upstream's loop calls it.
-func (up *upstream) setState(st upState) {
+// setState records a new state; only the upstream's loop calls it. A
+// closed upstream stays closed (its last member may leave from any loop
+// at any time): setState then reports false and the caller stops.
+func (up *upstream) setState(st upState) bool {
 	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.state == upClosed {
+		return false
+	}
 	up.state = st
-	up.mu.Unlock()
 	up.ready.Store(st == upReady)
+	return true
 }
 
 // startDial connects to the current target off the loop. It runs on
 // up.loop.
 func (up *upstream) startDial() {
-	if up.closedState() {
+	if !up.setState(upDialing) {
 		return
 	}
-	up.setState(upDialing)
 	t := up.acct.targets[up.target]
 	up.dialing = t.Pool
 	go up.dial(t.Pool)
@@ -129,8 +134,11 @@ func (up *upstream) onOpen(c gnet.Conn) gnet.Action {
 	up.newGeneration()
 	t := &up.acct.targets[up.target]
 	up.mu.Lock()
-	up.state = upHandshake
+	if up.state != upClosed {
+		up.state = upHandshake
+	}
 	up.mask = 0 // a mask granted by an earlier pool does not carry over
+	up.diff = 1 // nor its difficulty: 1 until this pool sets one (stratum's default)
 	up.user = t.User
 	up.pool = t.Pool
 	up.mu.Unlock()
@@ -291,7 +299,9 @@ func (up *upstream) grow() time.Duration {
 
 // schedule waits d, then dials on up.loop.
 func (up *upstream) schedule(d time.Duration) {
-	up.setState(upWaiting)
+	if !up.setState(upWaiting) {
+		return
+	}
 	if d <= 0 {
 		up.loop.post(event{kind: evPoolRedial, up: up})
 		return
@@ -308,9 +318,8 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2)
 }
 
-// subscribed records the pool's extranonce from its subscribe answer. It
-// reports false when the login cannot go on.
-func (up *upstream) subscribed(en1 []byte, n int) bool {
+// subscribed records the pool's extranonce from its subscribe answer.
+func (up *upstream) subscribed(en1 []byte, n int) {
 	up.subscribedOK = true
 	up.mu.Lock()
 	up.en1 = append(up.en1[:0], en1...)
@@ -319,13 +328,15 @@ func (up *upstream) subscribed(en1 []byte, n int) bool {
 	if relayout {
 		up.postMembers(event{kind: evRelayout, up: up})
 	}
-	return true
 }
 
 // onLogin runs when the pool accepted mining.authorize.
 func (up *upstream) onLogin() {
 	if up.loggedIn || up.conn == nil {
 		return
+	}
+	if !up.setState(upReady) {
+		return // the last member left during the login: onUpClose ends the socket
 	}
 	now := time.Now()
 	up.loggedIn = true
@@ -337,7 +348,6 @@ func (up *upstream) onLogin() {
 	if onBackup {
 		up.nextProbe = now.Add(up.srv.cfg.failbackInterval())
 	}
-	up.setState(upReady)
 	up.srv.met.UpstreamAttempt(pool, metrics.AttemptOK)
 	up.srv.met.PoolLogin(up.acct.algo, pool, up.acct.divider, 1)
 	up.log.Info().Str("pool", pool).Bool("backup", onBackup).Msg("pool login accepted")
