@@ -220,14 +220,7 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 func (mc *minerConn) resume() {
 	s := mc.sess
 	up := s.up
-	up.mu.Lock()
-	fits := up.fitsLocked(s)
-	if fits {
-		s.pad = up.padLocked(s)
-	} else {
-		up.relayoutLocked(s)
-	}
-	up.mu.Unlock()
+	fits := up.fit(s)
 	mc.mustRelay = mc.mustRelay || !fits
 	up.lists[mc.loop.idx].add(mc)
 	mc.up = up
@@ -429,15 +422,7 @@ func (mc *minerConn) refit() {
 	if s == nil || up == nil {
 		return
 	}
-	up.mu.Lock()
-	fits := up.fitsLocked(s)
-	if fits {
-		s.pad = up.padLocked(s)
-	} else {
-		up.relayoutLocked(s)
-	}
-	up.mu.Unlock()
-	if fits {
+	if up.fit(s) {
 		return
 	}
 	mc.hasWork = false // jobs in the old padding are gone

@@ -178,6 +178,19 @@ func (up *upstream) tryJoin(s *session) bool {
 	return up.relayoutLocked(s)
 }
 
+// fit keeps s's layout when it still fits the pool's, otherwise gives s a
+// free prefix of this upstream; it reports whether s kept its layout.
+func (up *upstream) fit(s *session) bool {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.fitsLocked(s) {
+		s.pad = up.padLocked(s)
+		return true
+	}
+	up.relayoutLocked(s)
+	return false
+}
+
 func (up *upstream) padLocked(s *session) int {
 	if up.n == 0 {
 		return 0
