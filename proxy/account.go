@@ -16,6 +16,8 @@ type account struct {
 	mode    string
 	algo    string  // algorithm of the primary pool, the `hash` label
 	divider float64 // its hashrate divider
+	checked bool     // its shares are hashed at the proxy: per-miner difficulty
+	hash    hashAlgo // how, when checked
 
 	mu   sync.Mutex
 	ups  []*upstream // guarded by mu
@@ -41,6 +43,8 @@ func (s *Server) account(u store.User) *account {
 			a.divider = al.Divider
 		}
 	}
+	a.hash, a.checked = checkAlgo(a.algo)
+	a.checked = a.checked && !s.cfg.NoVardiff
 	s.accounts[u.Name] = a
 	return a
 }
@@ -89,4 +93,17 @@ func (a *account) removeLocked(up *upstream) {
 		}
 		s.acctMu.Unlock()
 	}
+}
+
+// checkAlgo maps an algorithm of the pool table to the hash the proxy
+// checks shares with; ok is false for algorithms it cannot hash, whose
+// shares are relayed at the pool's difficulty.
+func checkAlgo(name string) (a hashAlgo, ok bool) {
+	switch name {
+	case "sha256", "sha256d":
+		return algoSHA256d, true
+	case "scrypt":
+		return algoScrypt, true
+	}
+	return 0, false
 }

@@ -122,6 +122,23 @@ type Config struct {
 	// flight before closing every connection; 0 means 5s.
 	DrainTimeout time.Duration
 
+	// NoVardiff turns per-miner difficulty and share checking off: every
+	// miner mines at its pool's difficulty and every share is relayed
+	// unchecked, as for algorithms the proxy cannot hash.
+	NoVardiff bool
+	// VardiffRate is the share rate per-miner difficulty aims at, in shares
+	// per minute (the band is 2/3 to 4/3 of it); 0 means 15.
+	VardiffRate float64
+	// VardiffStart is the difficulty of a miner that suggested none; 0
+	// means 1.
+	VardiffStart float64
+	// VardiffFloor is the lowest difficulty handed to a miner; 0 means
+	// 0.001 (a 1 MH/s CPU miner finds 14 shares a minute there).
+	VardiffFloor float64
+	// VardiffInterval is the shortest time between two retargets of a
+	// miner that converged; 0 means 30s.
+	VardiffInterval time.Duration
+
 	// TickInterval is the housekeeping period (timeouts, grace expiry,
 	// failback probes); 0 means 1s.
 	TickInterval time.Duration

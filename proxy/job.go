@@ -33,6 +33,8 @@ type job struct {
 	prevhash, branches, version, nbits, ntime []byte
 	coinb1, coinb2, en1                       []byte
 
+	check *jobCheck // share checking state, shared by resent copies
+
 	mu    sync.Mutex                            // serializes encoding only
 	lines [maxPad + 1][2]atomic.Pointer[[]byte] // [pad][clean] -> notify line
 }
@@ -69,7 +71,7 @@ func newJob(p [][]byte, en1, tag []byte, diff float64, forceClean bool, now time
 		}
 		return buf[s:len(buf):len(buf)]
 	}
-	j := &job{diff: diff, clean: clean || forceClean, received: now}
+	j := &job{diff: diff, clean: clean || forceClean, received: now, check: new(jobCheck)}
 	j.poolID = cut(p[0])
 	j.id = cut([]byte{'"'}, tag, p[0][1:])
 	j.prevhash = cut(p[1])
@@ -109,9 +111,12 @@ func (j *job) resent(diff float64, clean bool, now time.Time) *job {
 	return &job{
 		id: j.id, poolID: j.poolID, diff: diff, clean: clean, received: now,
 		prevhash: j.prevhash, branches: j.branches, version: j.version, nbits: j.nbits, ntime: j.ntime,
-		coinb1: j.coinb1, coinb2: j.coinb2, en1: j.en1,
+		coinb1: j.coinb1, coinb2: j.coinb2, en1: j.en1, check: j.check,
 	}
 }
+
+// sameWork reports whether o is j or a copy of it sent again.
+func (j *job) sameWork(o *job) bool { return o != nil && o.check == j.check }
 
 // line returns the miner-facing notify for padding pad, encoding it once.
 // The result is shared by every miner with that padding and never modified.

@@ -30,11 +30,12 @@ const (
 	evProbeDone                           // a failback probe ended (up, ok; up's loop)
 	evUpTick                              // up's housekeeping (up; up's loop)
 	evConfigure                           // a member wants version rolling: ask the pool (up; up's loop)
+	evChecked                             // a share checked on the worker pool: judge it (mc, chk)
 	evSweep                               // housekeeping: timeouts on this loop's connections
 )
 
-// maxInlineID is the longest request id kept inline in an event; real miners
-// use small integers, so longer ids (rare) go to the msg string instead.
+// maxInlineID is the longest request id kept inline in an answer slot; real
+// miners use small integers, so longer ids (rare) go to a string instead.
 const maxInlineID = 38
 
 // event is one message to a loop. It is a plain value so that posting it
@@ -42,23 +43,14 @@ const maxInlineID = 38
 type event struct {
 	kind eventKind
 	ok   bool
-	idn  uint8
 	code int32
-	id   [maxInlineID]byte
+	seq  uint64 // the share an answer is for, in its miner's answer ring
 	mc   *minerConn
 	up   *upstream
 	job  *job
 	line []byte
-	f    float64
-	msg  string // error text of an answer
-	long string // a request id longer than maxInlineID
-}
-
-func (ev *event) reqID() []byte {
-	if ev.idn == 255 {
-		return []byte(ev.long)
-	}
-	return ev.id[:ev.idn]
+	chk  *checkTask // a share checked off the loop (evChecked)
+	msg  string     // error text of an answer
 }
 
 // loop is the proxy's view of one gnet event loop: its mailbox and the
@@ -81,7 +73,8 @@ type loop struct {
 	dbuf    []byte // scratch for a set_difficulty shared by a fan-out
 	tmp     []byte // scratch for unquoting
 	scratch []*minerConn
-	share   shareReq // scratch for one share on its way to a pool
+	share   shareReq  // scratch for one share on its way to a pool
+	hasher  shareHash // checks shares of sha256d on this loop
 }
 
 // post queues ev for the loop. Safe for concurrent use; only the first post
@@ -161,6 +154,8 @@ func (l *loop) handle(ev *event) {
 		ev.up.tick(time.Now())
 	case evConfigure:
 		ev.up.onConfigure()
+	case evChecked:
+		ev.mc.onChecked(ev.chk)
 	case evSweep:
 		l.sweep()
 	}

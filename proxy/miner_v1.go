@@ -63,8 +63,12 @@ func (v1Miner) handleLine(mc *minerConn, line []byte) {
 			mc.sendWork()
 		}
 	case codec.MethodSuggestDifficulty:
-		// Miners of one upstream share the pool's difficulty; per-miner
-		// difficulty is a later feature. Acknowledge and carry on.
+		if p, err := codec.SplitArray(m.Params, l.params[:0]); err == nil && len(p) > 0 {
+			l.params = p
+			if d, err := codec.ParseFloat(p[0]); err == nil {
+				mc.suggestDifficulty(d)
+			}
+		}
 		mc.replyResult(m.ID, trueResult)
 	case codec.MethodPing:
 		mc.replyResult(m.ID, []byte(`"pong"`))
@@ -117,6 +121,16 @@ func (mc *minerConn) handleConfigure(m *codec.Message) {
 		}
 		if i > 0 && len(res) > 1 {
 			res = append(res, ',')
+		}
+		if string(name) == "minimum-difficulty" && len(p) > 1 {
+			// BIP310: a floor for this miner's difficulty.
+			if raw, ok := codec.ObjectField(p[1], "minimum-difficulty.value"); ok {
+				if d, err := codec.ParseFloat(raw); err == nil && validDiff(d) {
+					mc.minDiff = d
+					res = append(res, `"minimum-difficulty":true`...)
+					continue
+				}
+			}
 		}
 		if string(name) != "version-rolling" {
 			res = codec.AppendString(res, name)
@@ -222,6 +236,7 @@ func (mc *minerConn) resume() {
 	up := s.up
 	fits := up.fit(s)
 	mc.mustRelay = mc.mustRelay || !fits
+	mc.startDifficulty(up.acct)
 	up.lists[mc.loop.idx].add(mc)
 	mc.up = up
 	if mc.versionReq != 0 {
@@ -299,6 +314,7 @@ func (mc *minerConn) handleAuthorize(m *codec.Message) {
 		up = mc.srv.account(u).join(s, l, mc.versionReq != 0)
 	}
 	s.name, s.acct, s.up = u.Name, up.acct, up
+	mc.startDifficulty(up.acct)
 	mc.mustRelay = s.prefixVal != oldPrefix || s.m != oldM || s.k != oldK
 	up.lists[l.idx].add(mc)
 	mc.up = up
@@ -332,6 +348,7 @@ func (mc *minerConn) leaveUpstream() {
 	// from its new upstream, its shares are stale.
 	mc.hasWork = false
 	s.lastJob = nil
+	mc.jobDiffs = [len(mc.jobDiffs)]jobDiff{}
 	if mc.up != nil {
 		mc.up.lists[mc.loop.idx].remove(mc)
 		mc.up = nil
@@ -439,74 +456,79 @@ func (mc *minerConn) refit() {
 func (mc *minerConn) handleSubmit(m *codec.Message) {
 	l := mc.loop
 	s := mc.sess
+	if mc.answers.full() {
+		// Past the in-flight limit the answer cannot wait its turn.
+		if s != nil && s.worker != nil {
+			s.worker.Rejected(metrics.ReasonOverloaded)
+		}
+		mc.replyError(m.ID, codec.CodeOther, "too many shares in flight")
+		return
+	}
+	// Every share is answered in submit order (answers.go).
+	seq := mc.answers.push(m.ID)
 	switch {
 	case s == nil:
-		mc.replyError(m.ID, codec.CodeNotSubscribed, "not subscribed")
+		mc.answer(seq, false, codec.CodeNotSubscribed, "not subscribed")
 		return
 	case s.up == nil || mc.up == nil || mc.state != stateMining:
-		mc.replyError(m.ID, codec.CodeUnauthorized, "unauthorized worker")
+		mc.answer(seq, false, codec.CodeUnauthorized, "unauthorized worker")
 		return
 	}
 	p, err := codec.SplitArray(m.Params, l.params[:0])
 	l.params = p
 	if err != nil || len(p) < 5 {
-		mc.reject(m.ID, codec.CodeOther, "mining.submit needs [worker, job_id, extranonce2, ntime, nonce]")
+		mc.reject(seq, metrics.ReasonProxyCheck, codec.CodeOther, "mining.submit needs [worker, job_id, extranonce2, ntime, nonce]")
 		return
 	}
 	jobID, ntime, nonce := p[1], p[3], p[4]
 	en2, err := codec.Unquote(p[2], nil)
 	if err != nil || !isHex(en2) || len(en2) != 2*s.m || !isQuotedHex(jobID, 0) ||
 		!isQuotedHex(ntime, 8) || !isQuotedHex(nonce, 8) {
-		mc.reject(m.ID, codec.CodeOther, "malformed share: wrong extranonce2 size or non-hex field")
+		mc.reject(seq, metrics.ReasonProxyCheck, codec.CodeOther, "malformed share: wrong extranonce2 size or non-hex field")
 		return
 	}
 	var vbits []byte
+	var v uint32
 	if len(p) >= 6 && !codec.IsNull(p[5]) {
-		v, err := codec.ParseUint32Hex(p[5])
+		v, err = codec.ParseUint32Hex(p[5])
 		if err != nil || v&^mc.granted != 0 {
-			mc.reject(m.ID, codec.CodeOther, "version bits outside the granted mask")
+			mc.reject(seq, metrics.ReasonProxyCheck, codec.CodeOther, "version bits outside the granted mask")
 			return
 		}
 		vbits = p[5]
 	}
-	up := s.up
 	var j *job
 	if mc.hasWork {
-		j = up.jobs.Load().find(jobID)
+		j = s.up.jobs.Load().find(jobID)
 	}
 	if j == nil {
-		s.worker.Rejected(metrics.ReasonStale)
-		mc.replyError(m.ID, codec.CodeJobNotFound, "job not found")
+		mc.reject(seq, metrics.ReasonStale, codec.CodeJobNotFound, "job not found")
 		return
 	}
-	if mc.inflight >= mc.srv.cfg.maxInflight() {
-		s.worker.Rejected(metrics.ReasonOverloaded)
-		mc.replyError(m.ID, codec.CodeOther, "too many shares in flight")
-		return
-	}
+	target := mc.diffFor(j)
+	s.worker.Sent(target)
 	sh := &l.share
 	*sh = shareReq{jobID: j.poolID, prefix: s.prefix, en2: en2, ntime: ntime, nonce: nonce, vbits: vbits}
-	res := up.submit(mc, s, m.ID, sh, j.diff)
-	*sh = shareReq{}
-	switch res {
-	case submitQueued:
-		mc.inflight++
-		s.worker.Sent(j.diff)
-	case submitPoolBusy:
-		s.worker.Rejected(metrics.ReasonOverloaded)
-		mc.replyError(m.ID, codec.CodeOther, "pool not reading")
+	switch {
+	case !mc.checked:
+		mc.forward(seq, sh, target, j.diff)
+	case mc.algo != algoSHA256d:
+		in := shareIn{prefix: s.prefix, en2: en2, pad: s.pad, ntime: ntime, nonce: nonce, vbits: v, mask: mc.granted}
+		mc.checkOffLoop(seq, j, &in, sh, target)
 	default:
-		s.worker.Rejected(metrics.ReasonPoolError)
-		mc.replyError(m.ID, codec.CodeOther, "pool not connected")
+		in := shareIn{prefix: s.prefix, en2: en2, pad: s.pad, ntime: ntime, nonce: nonce, vbits: v, mask: mc.granted}
+		d, key, err := l.hasher.shareDifficulty(j, j.check, mc.algo, &in)
+		mc.judge(seq, j, sh, target, d, &key, err)
 	}
+	*sh = shareReq{}
 }
 
-// reject answers a share the proxy itself found malformed.
-func (mc *minerConn) reject(id []byte, code int, msg string) {
+// reject answers a share the proxy refused itself and counts it.
+func (mc *minerConn) reject(seq uint64, reason metrics.Reason, code int, msg string) {
 	if w := mc.sess.worker; w != nil {
-		w.Rejected(metrics.ReasonProxyCheck)
+		w.Rejected(reason)
 	}
-	mc.replyError(id, code, msg)
+	mc.answer(seq, false, code, msg)
 }
 
 // isQuotedHex reports whether raw is a JSON string of hex digits (of

@@ -97,7 +97,14 @@ type minerConn struct {
 	versionReq uint32 // mask the miner asked for in mining.configure
 	granted    uint32 // mask currently granted to the miner
 	sentDiff   float64
-	inflight   int // shares sent upstream and not yet answered
+	answers    answerRing // share answers, in submit order
+	vd         vardiff    // the miner's own difficulty (checked algorithms)
+	algo       hashAlgo   // how its shares are checked, when checked
+	checked    bool       // its shares are hashed at the proxy (per-miner difficulty)
+	jobDiffs   [8]jobDiff // difficulty each recent job was sent at, newest at jobDiffs[jdNext-1]
+	jdNext     int
+	suggestD   float64 // mining.suggest_difficulty, before its vardiff starts
+	minDiff    float64 // BIP310 minimum-difficulty
 	partial    int // bytes of an incomplete line held in the inbound buffer
 	badLines   int
 	lastSwitch time.Time // last move to another account
@@ -264,28 +271,20 @@ func (mc *minerConn) sendWork() {
 		return
 	}
 	l := mc.loop
-	if mc.sentDiff != j.diff {
-		l.dbuf = mc.dialect.appendDifficulty(l.dbuf[:0], j.diff)
-		mc.setDifficulty(j.diff, l.dbuf)
+	d := mc.targetFor(j, time.Now())
+	if mc.sentDiff != d {
+		l.dbuf = mc.dialect.appendDifficulty(l.dbuf[:0], d)
+		mc.setDifficulty(d, l.dbuf)
 	}
+	mc.sentJob(j, d)
 	s.lastJob = j
 	mc.hasWork = true
 	mc.write(mc.dialect.jobLine(j, s.pad, true))
 }
 
-// deliverAnswer writes a pool's answer to the share's miner.
+// deliverAnswer settles a share the pool (or the pool's absence) answered.
 func (mc *minerConn) deliverAnswer(ev *event) {
-	if mc.inflight > 0 {
-		mc.inflight--
-	}
-	if mc.ending() {
-		return
-	}
-	l := mc.loop
-	l.wbuf = mc.dialect.appendAnswer(l.wbuf[:0], ev.reqID(), ev.ok, int(ev.code), ev.msg)
-	if len(l.wbuf) > 0 {
-		mc.write(l.wbuf)
-	}
+	mc.answer(ev.seq, ev.ok, int(ev.code), ev.msg)
 }
 
 // sweep closes this loop's miners that missed a deadline and answers
@@ -305,6 +304,8 @@ func (l *loop) sweep() {
 			mc.relay() // never sent mining.extranonce.subscribe: reconnect once
 		case mc.state == stateAuthorizing && now.After(mc.authBy):
 			mc.authorized()
+		default:
+			mc.vardiffTick(now)
 		}
 	}
 }

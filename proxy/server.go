@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,8 @@ type Server struct {
 	loops    map[gnet.EventLoop]*loop
 	loopList atomic.Pointer[[]*loop]
 
+	vdcfg    *vardiffConfig
+	checks   *checkPool // hashes scrypt shares off the loops
 	sess     sessionTable
 	prefixes *prefixAlloc
 	noConf   sync.Map // pool address -> struct{}: it closes connections on mining.configure
@@ -92,6 +95,8 @@ func New(cfg Config) (*Server, error) {
 		ups:      make(map[*upstream]struct{}),
 	}
 	s.sess.byID = make(map[string]*session)
+	s.vdcfg = &vardiffConfig{Rate: cfg.VardiffRate, Start: cfg.VardiffStart, Interval: cfg.VardiffInterval, Floor: cfg.VardiffFloor}
+	s.checks = newCheckPool(runtime.GOMAXPROCS(0), 4096)
 	empty := []*loop{}
 	s.loopList.Store(&empty)
 	return s, nil
@@ -142,6 +147,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.drain(ctx)
 	s.cancel()
+	defer s.checks.close()
 	if err := s.eng.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Debug().Err(err).Msg("engine stop")
 	}
@@ -242,6 +248,7 @@ func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 	s.conns.Add(1)
 	now := time.Now()
 	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), listIdx: -1, opened: now, lastLine: now, dialect: v1Miner{}}
+	mc.answers.maxPending = s.cfg.maxInflight()
 	mc.log = s.log.With().Str("miner", mc.addr).Logger()
 	mc.connIdx = len(l.conns)
 	l.conns = append(l.conns, mc)

@@ -15,13 +15,12 @@ import (
 
 // pending is a share sent upstream and not yet answered.
 type pending struct {
-	mc     *minerConn
-	worker *metrics.Worker
-	diff   float64
-	sent   time.Time
-	idn    uint8
-	id     [maxInlineID]byte
-	long   string // the miner's id when longer than maxInlineID
+	mc        *minerConn
+	worker    *metrics.Worker
+	minerDiff float64 // the miner's difficulty for the share's job: its credit
+	poolDiff  float64 // the pool's difficulty for the job
+	sent      time.Time
+	seq       uint64 // its place in the miner's answer ring
 }
 
 // upstream is one logical pool connection of an account: its members (the
@@ -441,7 +440,7 @@ const (
 )
 
 // submit queues a miner's share for the pool. It runs on the miner's loop.
-func (up *upstream) submit(mc *minerConn, s *session, id []byte, sh *shareReq, diff float64) submitResult {
+func (up *upstream) submit(mc *minerConn, s *session, seq uint64, sh *shareReq, minerDiff, poolDiff float64) submitResult {
 	up.mu.Lock()
 	if up.state != upReady {
 		up.mu.Unlock()
@@ -463,13 +462,7 @@ func (up *upstream) submit(mc *minerConn, s *session, id []byte, sh *shareReq, d
 	} else {
 		p = new(pending)
 	}
-	*p = pending{mc: mc, worker: s.worker, diff: diff, sent: time.Now()}
-	if len(id) <= maxInlineID {
-		p.idn = uint8(copy(p.id[:], id))
-	} else {
-		p.idn = 255
-		p.long = string(id)
-	}
+	*p = pending{mc: mc, worker: s.worker, minerDiff: minerDiff, poolDiff: poolDiff, sent: time.Now(), seq: seq}
 	up.pending[reqID] = p
 	wake := !up.armed
 	up.armed = true
@@ -504,10 +497,13 @@ func (up *upstream) poolAnswer(id uint64, ok bool, code int, msg string) {
 	}
 	if ok {
 		up.srv.met.ShareRTT(time.Since(p.sent))
+		p.worker.PoolAccepted(p.poolDiff)
 		up.answer(p, true, 0, "", 0)
 		return
 	}
-	up.answer(p, false, code, msg, reasonForCode(code))
+	reason := reasonForCode(code)
+	p.worker.PoolRejected(reason)
+	up.answer(p, false, code, msg, reason)
 }
 
 func (up *upstream) takeAllPendingLocked() []*pending {
@@ -522,14 +518,15 @@ func (up *upstream) takeAllPendingLocked() []*pending {
 	return out
 }
 
-// answer counts a share's outcome and routes the answer to the miner's loop.
+// answer counts a share's outcome on the miner's side (credited at the
+// miner's difficulty) and routes the answer to the miner's loop.
 func (up *upstream) answer(p *pending, ok bool, code int, msg string, reason metrics.Reason) {
 	if ok {
-		p.worker.Accepted(p.diff)
+		p.worker.Accepted(p.minerDiff)
 	} else {
 		p.worker.Rejected(reason)
 	}
-	p.mc.loop.post(event{kind: evAnswer, mc: p.mc, ok: ok, code: int32(code), idn: p.idn, id: p.id, long: p.long, msg: msg})
+	p.mc.loop.post(event{kind: evAnswer, mc: p.mc, ok: ok, code: int32(code), seq: p.seq, msg: msg})
 	up.mu.Lock()
 	*p = pending{}
 	up.free = append(up.free, p)
@@ -566,18 +563,27 @@ func (up *upstream) pendingCount() int {
 // was last sent.
 func (up *upstream) fanoutNotify(l *loop, j *job) {
 	items := up.lists[l.idx].items
-	var diffLine []byte
+	var now time.Time
+	lineDiff := -1.0 // the difficulty l.dbuf holds, encoded once per value
 	for _, mc := range items {
 		if mc.state != stateMining || mc.mustRelay || mc.sess.lastJob == j {
 			continue // not mining, or already sent j (sendWork at login)
 		}
-		if mc.sentDiff != j.diff {
-			if diffLine == nil {
-				l.dbuf = appendSetDifficulty(l.dbuf[:0], j.diff)
-				diffLine = l.dbuf
+		d := j.diff
+		if mc.checked {
+			if now.IsZero() {
+				now = time.Now()
 			}
-			mc.setDifficulty(j.diff, diffLine)
+			d = mc.targetFor(j, now)
 		}
+		if mc.sentDiff != d {
+			if d != lineDiff {
+				l.dbuf = mc.dialect.appendDifficulty(l.dbuf[:0], d)
+				lineDiff = d
+			}
+			mc.setDifficulty(d, l.dbuf)
+		}
+		mc.sentJob(j, d)
 		mc.sess.lastJob = j
 		mc.hasWork = true
 		mc.write(j.line(mc.sess.pad, j.clean))

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"time"
+)
+
+// Per-miner difficulty. For algorithms the proxy can hash (sha256d,
+// scrypt) every miner has its own difficulty (mc.vd), never above the
+// pool's: its shares are checked at the proxy and only those that meet the
+// pool's difficulty go upstream. Other algorithms keep the pool's
+// difficulty and every share is relayed. A miner's difficulty reaches it
+// as mining.set_difficulty right before a notify (cgminer-family firmware
+// applies it only at the next notify), and each job remembers the
+// difficulty it was sent at, so shares of a job sent before a change are
+// checked against the difficulty of their job.
+
+// jobDiff is the difficulty one job was sent to the miner at.
+type jobDiff struct {
+	j *job
+	d float64
+}
+
+// startDifficulty sets up the miner's difficulty once its upstream (and so
+// its algorithm) is known.
+func (mc *minerConn) startDifficulty(a *account) {
+	mc.checked = a.checked
+	mc.algo = a.hash
+	if mc.checked {
+		mc.vd.init(mc.srv.vdcfg, time.Now(), mc.suggestD, mc.minDiff)
+	}
+}
+
+// targetFor returns the difficulty the miner mines j at: its own, capped
+// by the job's pool difficulty, or the pool's when shares are not checked.
+func (mc *minerConn) targetFor(j *job, now time.Time) float64 {
+	if !mc.checked {
+		return j.diff
+	}
+	d, _ := mc.vd.setCeiling(now, j.diff)
+	return d
+}
+
+// sentJob records that j went to the miner at difficulty d.
+func (mc *minerConn) sentJob(j *job, d float64) {
+	mc.jobDiffs[mc.jdNext%len(mc.jobDiffs)] = jobDiff{j: j, d: d}
+	mc.jdNext++
+}
+
+// diffFor returns the difficulty a share of j is checked and credited at:
+// the lowest j was sent at (a job resent after a retarget keeps its id, and
+// shares mined before the change must not be lost), or the current one for
+// a job the miner was not sent (it cannot have mined it).
+func (mc *minerConn) diffFor(j *job) float64 {
+	d := 0.0
+	for i := range mc.jobDiffs {
+		if e := &mc.jobDiffs[i]; e.j == j || (e.j != nil && e.j.sameWork(j)) {
+			if d == 0 || e.d < d {
+				d = e.d
+			}
+		}
+	}
+	if d == 0 {
+		return mc.sentDiff
+	}
+	return d
+}
+
+// retarget sends the miner's new difficulty and, right behind it, its
+// current job again (clean=false), which is when cgminer-family firmware
+// applies it.
+func (mc *minerConn) retarget(d float64) {
+	if mc.state != stateMining || mc.mustRelay || mc.sess == nil {
+		return
+	}
+	j := mc.sess.lastJob
+	if j == nil || d == mc.sentDiff {
+		return
+	}
+	l := mc.loop
+	l.dbuf = mc.dialect.appendDifficulty(l.dbuf[:0], d)
+	mc.setDifficulty(d, l.dbuf)
+	mc.sentJob(j, d)
+	mc.write(mc.dialect.jobLine(j, mc.sess.pad, false))
+}
+
+// suggestDifficulty follows mining.suggest_difficulty (Bitaxe sends 1000
+// right after authorize): before the miner's upstream is known it is kept
+// as the start; after, the controller restarts from it.
+func (mc *minerConn) suggestDifficulty(d float64) {
+	if !validDiff(d) {
+		return
+	}
+	mc.suggestD = d
+	if mc.checked && mc.up != nil {
+		if nd, changed := mc.vd.suggest(time.Now(), d); changed {
+			mc.retarget(nd)
+		}
+	}
+}
+
+// vardiffTick lowers the difficulty of a checked miner that stopped
+// finding shares; the loop's sweep calls it.
+func (mc *minerConn) vardiffTick(now time.Time) {
+	if !mc.checked || mc.state != stateMining {
+		return
+	}
+	if d, changed := mc.vd.tick(now); changed {
+		mc.retarget(d)
+	}
+}
