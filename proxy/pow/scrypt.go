@@ -33,7 +33,10 @@ const (
 // allocates scrypt's 128 KiB working memory per call: it is for tests and
 // simulators, not a hot path.
 func ScryptHash(header *[HeaderSize]byte) (h [32]byte) {
-	k, err := scrypt.Key(header[:], header[:], ScryptN, ScryptR, ScryptP, scryptKeyLen)
+	// A copy, so that header does not escape (scrypt.Key's password and
+	// salt do): a caller's header stays on its stack.
+	b := *header
+	k, err := scrypt.Key(b[:], b[:], ScryptN, ScryptR, ScryptP, scryptKeyLen)
 	if err != nil {
 		// Only bad parameters fail, and these are constants.
 		panic("pow: scrypt: " + err.Error())
