@@ -1,5 +1,6 @@
-// Package miner is a stratum v1 (sha256d) test miner for end-to-end tests
-// and benchmarks. It speaks to a pool (or the proxy) like the CPU miners in
+// Package miner is a stratum v1 (sha256d or scrypt) test miner for
+// end-to-end tests and benchmarks. It speaks to a pool (or the proxy) like
+// the CPU miners in
 // testdata/transcripts: optional mining.configure before subscribe (BIP310),
 // mining.subscribe with an optional session id, mining.authorize, optional
 // mining.extranonce.subscribe, then mining.submit with a fixed id (like
@@ -32,5 +33,7 @@
 // The miner is built for tests that run up to a thousand of them in one
 // process: a goroutine and a 4 KiB read buffer each, and a nonce search
 // that is only fast enough for small difficulties (a sha256d per nonce;
-// difficulty 1e-6 is about 4,300 hashes).
+// difficulty 1e-6 is about 4,300 hashes). With Config.Algorithm "scrypt" a
+// nonce costs a scrypt hash, about a millisecond and 128 KiB of garbage,
+// and difficulty d is about 65,536 * d hashes (1e-4: 7).
 package miner

@@ -41,9 +41,11 @@ type Share struct {
 	VersionBits uint32
 	// Rolling says whether VersionBits is sent.
 	Rolling bool
-	// Difficulty is the share's own difficulty (pow.Difficulty of Hash).
+	// Difficulty is the share's own difficulty (pow.Difficulty of Hash, or
+	// pow.ScryptDifficulty with scrypt).
 	Difficulty float64
-	// Hash is the header hash (little-endian integer layout).
+	// Hash is the header hash, sha256d or scrypt (little-endian integer
+	// layout).
 	Hash [32]byte
 	// Job is the job the share was mined on.
 	Job *Job
@@ -70,7 +72,8 @@ func (m *Miner) WaitJob(ctx context.Context) (*Job, error) {
 }
 
 // checkEvery is how many nonces Mine tries between looks at the context
-// and for a newer job: about a millisecond of hashing.
+// and for a newer job: about a millisecond of sha256d hashing (scrypt:
+// scryptCheckEvery). A power of two.
 const checkEvery = 1 << 10
 
 // Mine searches nonces on the latest job until a share meets diff, or,
@@ -94,7 +97,7 @@ func (m *Miner) Mine(ctx context.Context, diff float64) (Share, error) {
 		if d == 0 {
 			d = max(job.Difficulty, m.Difficulty())
 		}
-		target := pow.Target(d)
+		target := m.algo.target(d)
 		mask := job.VersionMask
 		if cur := m.VersionMask(); cur != mask {
 			mask &= cur // a narrower set_version_mask arrived since the job
@@ -117,18 +120,19 @@ func (m *Miner) Mine(ctx context.Context, diff float64) (Share, error) {
 		vbits := deposit(m.en2Ctr, mask)
 		root := m.checker.MerkleRoot(&job.Job, job.Extranonce1, en2)
 		hdr := pow.Header(&job.Job, &root, job.NTime, 0, pow.RollVersion(job.Version, vbits, mask))
+		every := m.algo.checkEvery
 		for n := m.nonce; ; n++ {
 			pow.PutNonce(&hdr, n)
-			h := pow.HeaderHash(&hdr)
+			h := m.algo.hash(&hdr)
 			if pow.MeetsTarget(h, target) {
 				m.nonce = n + 1
 				return Share{
 					JobID: job.ID, Extranonce2: en2, NTime: job.NTime, Nonce: n,
 					VersionBits: vbits, Rolling: mask != 0,
-					Difficulty: pow.Difficulty(h), Hash: h, Job: job,
+					Difficulty: m.algo.difficulty(h), Hash: h, Job: job,
 				}, nil
 			}
-			if n%checkEvery == checkEvery-1 {
+			if n&(every-1) == every-1 {
 				if err := ctx.Err(); err != nil {
 					m.nonce = n + 1
 					return Share{}, err

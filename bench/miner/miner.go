@@ -48,6 +48,13 @@ type Config struct {
 	SubmitID int
 	// Timeout bounds the dial and each handshake answer. 0 means 30s.
 	Timeout time.Duration
+	// Algorithm is the proof of work Mine searches with: "" or "sha256d"
+	// (SHA256d), or "scrypt" (Scrypt: Litecoin's scrypt, pow.ScryptHash,
+	// where a share of difficulty d meets pow.ScryptTarget(d), 2^16 times
+	// the sha256d target, as scrypt pools count difficulty). A scrypt hash
+	// costs about a millisecond: keep scrypt difficulties low (1e-4 is
+	// about 7 hashes, 0.01 about 655). Dial rejects other values.
+	Algorithm string
 }
 
 // Defaults for Config.
@@ -124,6 +131,7 @@ type Miner struct {
 
 	latest    atomic.Pointer[Job] // the newest job, read by Mine's loop
 	unmatched chan string
+	algo      *powFuncs // Config.Algorithm's hash, target and difficulty
 
 	searchMu sync.Mutex // serializes Mine; guards the search state
 	en2Ctr   uint64
@@ -150,6 +158,10 @@ type response struct {
 // with the pool's code (24 for an unknown user), and the connection is
 // closed.
 func Dial(cfg Config) (*Miner, error) {
+	algo, err := algoFuncs(cfg.Algorithm)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = defaultUserAgent
 	}
@@ -172,6 +184,7 @@ func Dial(cfg Config) (*Miner, error) {
 		jobCh:     make(chan struct{}),
 		unmatched: make(chan string, unmatchedLen),
 		en2Ctr:    rand.Uint64(),
+		algo:      algo,
 	}
 	go m.readLoop()
 	if err := m.handshake(); err != nil {

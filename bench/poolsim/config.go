@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/stratum-proxy/stratum-proxy/proxy/pow"
 )
 
 // Config configures a simulated pool. The zero Config is a usable pool on
@@ -29,9 +27,18 @@ type Config struct {
 	// overrides Extranonce1Size.
 	Extranonce1 []byte
 
+	// Algorithm is the proof of work shares are validated with: "" or
+	// "sha256d" (SHA256d) hashes the header twice with SHA-256 and a share
+	// of difficulty d meets pow.Diff1 / d; "scrypt" (Scrypt) hashes it with
+	// Litecoin's scrypt (pow.ScryptHash) and, as scrypt pools do, a share
+	// of difficulty d meets pow.Diff1 * 65536 / d (pow.ScryptTarget). The
+	// jobs, the coinbase and the header are built the same way. A scrypt
+	// share costs the pool about a millisecond to check.
+	Algorithm string
+
 	// Difficulty is the share difficulty sent with mining.set_difficulty.
 	// 0 means 1. Fractional values work (1e-6 lets a test miner find a
-	// share in a few thousand hashes).
+	// share in a few thousand hashes; with scrypt, 1e-3 takes about 66).
 	Difficulty float64
 	// NotifyInterval sends a new job (clean_jobs=false) every interval.
 	// 0 means never: tests call Notify.
@@ -155,8 +162,10 @@ func (c *Config) validate() error {
 	if n := c.en2Size(); n < 1 || n > maxExtranonceSize {
 		return fmt.Errorf("%w: extranonce2 size %d not in 1..%d", errConfig, n, maxExtranonceSize)
 	}
-	// Above Diff1 the target is below 1: no share could ever be accepted.
-	if d := c.difficulty(); !(d > 0) || d > pow.Diff1 {
+	if err := c.validateAlgorithm(); err != nil {
+		return err
+	}
+	if d := c.difficulty(); !(d > 0) || d > c.maxDifficulty() {
 		return fmt.Errorf("%w: difficulty %g", errConfig, d)
 	}
 	if c.MerkleBranches > maxBranches {

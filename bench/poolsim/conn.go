@@ -475,7 +475,12 @@ func (c *conn) check(m *codec.Message) (code int, msg, user string, diff float64
 		}
 	}
 	ch := c.s.checkers.Get().(*pow.Checker)
-	h := ch.Hash(&sj.j.Job, sj.en1, en2, ntime, nonce, vbits, mask)
+	var h [32]byte
+	if c.s.cfg.scrypt() {
+		h = scryptShareHash(ch, &sj.j.Job, sj.en1, en2, ntime, nonce, vbits, mask)
+	} else {
+		h = ch.Hash(&sj.j.Job, sj.en1, en2, ntime, nonce, vbits, mask)
+	}
 	c.s.checkers.Put(ch)
 	if !pow.MeetsTarget(h, sj.diff.target) {
 		return codec.CodeLowDifficulty, "Low difficulty share", "", 0

@@ -1,5 +1,5 @@
-// Package poolsim is a stratum v1 (sha256d) pool simulator for tests and
-// benchmarks. It behaves like the real pools captured in
+// Package poolsim is a stratum v1 (sha256d or scrypt) pool simulator for
+// tests and benchmarks. It behaves like the real pools captured in
 // testdata/transcripts (ckpool and the node stratum-pool): it hands out a
 // unique extranonce1 per connection, sends mining.set_difficulty and a clean
 // mining.notify after authorize, and validates every share by hashing it
@@ -20,7 +20,9 @@
 // (21), wrong extranonce2 size, ntime or nonce not 8 hex digits, ntime
 // before the job's or more than 2 hours ahead, version bits outside the
 // granted mask (20), hash above the target of the difficulty in force when
-// the job was sent to that connection (23), and the same share accepted
+// the job was sent to that connection (23; the hash and the target are
+// sha256d's or, with Config.Algorithm "scrypt", scrypt's with its 2^16
+// larger difficulty-1 target), and the same share accepted
 // before (22). Extranonce1 and the extranonce2 size are also those in force
 // when the job was sent (see SetExtranonce).
 //

@@ -50,14 +50,11 @@ type job struct {
 	seen map[[32]byte]struct{} // hashes of accepted shares; guarded by mu
 }
 
-// diffState is a difficulty and its precomputed target. Immutable.
+// diffState is a difficulty and its precomputed target (for the pool's
+// algorithm: see Config.newDiffState). Immutable.
 type diffState struct {
 	diff   float64
 	target [32]byte
-}
-
-func newDiffState(d float64) *diffState {
-	return &diffState{diff: d, target: pow.Target(d)}
 }
 
 // chain is the simulated block chain the jobs build on. Guarded by

@@ -70,7 +70,7 @@ type Stats struct {
 
 	// AcceptedDifficulty is the sum over accepted shares of the difficulty
 	// each was accepted at (its job's), so 2^32 * AcceptedDifficulty /
-	// seconds is the hashrate the pool credits.
+	// seconds is the hashrate the pool credits (2^16 * ... with scrypt).
 	AcceptedDifficulty float64
 	// UserDifficulty is AcceptedDifficulty per submitting worker name.
 	UserDifficulty map[string]float64
@@ -113,7 +113,7 @@ func Start(cfg Config) (*Server, error) {
 		sidTag:   rand.Uint32(),
 		done:     make(chan struct{}),
 		conns:    make(map[*conn]struct{}),
-		diff:     newDiffState(cfg.difficulty()),
+		diff:     cfg.newDiffState(cfg.difficulty()),
 		en1Base:  rand.Uint64(),
 		userDiff: make(map[string]float64),
 	}
@@ -258,7 +258,7 @@ func (s *Server) addJobLocked(j *job, clean bool) {
 // jobs sent after it (shares of earlier jobs keep their difficulty), as the
 // captured pools behave; call Notify to make it effective at once.
 func (s *Server) SetDifficulty(d float64) {
-	ds := newDiffState(d)
+	ds := s.cfg.newDiffState(d)
 	s.bmu.Lock()
 	defer s.bmu.Unlock()
 	s.mu.Lock()

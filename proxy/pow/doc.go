@@ -42,7 +42,11 @@
 //
 // # Caveats
 //
-// Only sha256d is implemented. scrypt-family pools hash the same header with
-// scrypt and use a difficulty 1 of 2^16 expected hashes instead of 2^32;
-// that is out of this package's scope for now.
+// The share checking above is sha256d. For scrypt (Litecoin-family) pools,
+// which hash the same header with scrypt(header, header, N=1024, r=1, p=1)
+// and use a difficulty 1 of 2^16 expected hashes instead of 2^32, the
+// package offers ScryptHash, ScryptTarget (Target(d / ScryptDiffFactor)) and
+// ScryptDifficulty; the merkle root and header are built as above. Unlike
+// HeaderHash, ScryptHash allocates (128 KiB) and costs about a millisecond:
+// it serves the test pool and miner, not a hot path.
 package pow
