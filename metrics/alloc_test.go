@@ -18,6 +18,10 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	f("Sent", func() { w.Sent(1024) })
 	f("Accepted", func() { w.Accepted(1024) })
 	f("Rejected", func() { w.Rejected(ReasonDuplicate) })
+	f("Forwarded", func() { w.Forwarded(1 << 20) })
+	f("PoolAccepted", func() { w.PoolAccepted(1 << 20) })
+	f("PoolRejected", func() { w.PoolRejected(ReasonStale) })
+	f("PoolRejected undeclared", func() { w.PoolRejected(Reason(200)) })
 	f("SetDifficulty", func() { w.SetDifficulty(2048) })
 	f("SetUp", func() { w.SetUp(true) })
 	f("ShareRTT", func() { r.ShareRTT(3 * time.Millisecond) })
@@ -35,4 +39,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	f("UpstreamAttempt", func() { r.UpstreamAttempt("p:1", AttemptOK) })
 	var nw *Worker
 	f("nil Worker", func() { nw.Accepted(1) })
+	f("nil Worker Forwarded", func() { nw.Forwarded(1) })
+	f("nil Worker PoolAccepted", func() { nw.PoolAccepted(1) })
+	f("nil Worker PoolRejected", func() { nw.PoolRejected(ReasonStale) })
 }

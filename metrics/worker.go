@@ -15,12 +15,20 @@ const hashesPerDiff1 = 1 << 32
 // proxy_worker_one_sended, proxy_worker_accepted, proxy_worker_one_accepted, proxy_worker_speed
 // and proxy_worker_difficulty, plus its share of the per-user, per-pool and per-algorithm totals.
 //
+// Two sides are counted. The miner's side, at the miner's own difficulty: Sent for every share
+// the miner sends, Accepted for every share the proxy accepts (it met the miner's target), and
+// the hashrate from those. The pool's side, at the pool's difficulty, in the proxy_*_upstream_*
+// series: Forwarded for every share sent upstream, then PoolAccepted or PoolRejected for the
+// pool's answer. Where the proxy cannot check shares and forwards them all, the proxy calls both
+// sides for each share and they count the same shares (at the same difficulty).
+//
 // Create it with Registry.NewWorker when the miner authorizes, end it with Close; when the
 // miner's upstream moves to another pool, MoveTo moves it to that pool's series.
 //
-// Worker is safe for concurrent use. Sent, Accepted, Rejected, SetDifficulty and SetUp do not
-// allocate and touch only this worker's memory with atomics: no lock, nothing shared with other
-// workers, so event loops never contend. A nil *Worker ignores every call.
+// Worker is safe for concurrent use. Sent, Accepted, Rejected, Forwarded, PoolAccepted,
+// PoolRejected, SetDifficulty and SetUp do not allocate and touch only this worker's memory with
+// atomics: no lock, nothing shared with other workers, so event loops never contend. A nil
+// *Worker ignores every call.
 type Worker struct {
 	// Static after NewWorker.
 	r       *Registry
@@ -36,6 +44,7 @@ type Worker struct {
 	accepted    atomic.Uint64
 	oneAccepted atomicFloat
 	rejected    [numReasons]atomic.Uint64
+	up          upstreamCounts // the pool's side: Forwarded, PoolAccepted, PoolRejected
 	difficulty  atomicFloat
 	down        atomic.Bool // true during the restore grace; the zero value reads "up"
 	ring        ring
@@ -112,10 +121,10 @@ func (r *Registry) NewWorker(addr, rigName, user, hash, pool string, divider flo
 
 func (w *Worker) upLabels() string { return w.labels[:w.upLen] }
 
-// Sent counts a share forwarded upstream, mined at difficulty diff: the difficulty of the job the
-// share was mined on, not the session's current one. A difficulty that is not positive and
-// finite, or beyond what the algorithm can mean (diff/divider over 2^224), counts the share and
-// adds 0 to proxy_worker_one_sended.
+// Sent counts a share the miner sent, mined at difficulty diff: the miner's difficulty for the
+// job the share was mined on, not the session's current one. A difficulty that is not positive
+// and finite, or beyond what the algorithm can mean (diff/divider over 2^224), counts the share
+// and adds 0 to proxy_worker_one_sended.
 func (w *Worker) Sent(diff float64) {
 	if w == nil {
 		return
@@ -124,9 +133,11 @@ func (w *Worker) Sent(diff float64) {
 	w.oneSent.Add(w.one(diff))
 }
 
-// Accepted counts a share the pool accepted, mined at difficulty diff (the job's difficulty), and
-// adds diff/divider to the hashrate window. A bogus difficulty (as for Sent) counts the share
-// and adds 0 to the one_accepted sums and the window.
+// Accepted counts a share the proxy accepted, mined at the miner's difficulty diff for the job
+// (as for Sent), and adds diff/divider to the hashrate window: a share that met the miner's
+// target when the proxy checks shares, or one the pool accepted when the proxy forwards every
+// share unchecked. A bogus difficulty (as for Sent) counts the share and adds 0 to the
+// one_accepted sums and the window.
 func (w *Worker) Accepted(diff float64) {
 	if w == nil {
 		return
@@ -161,6 +172,44 @@ func (w *Worker) Rejected(reason Reason) {
 		return
 	}
 	w.rejected[reason.index()].Add(1)
+}
+
+// Forwarded counts a share sent upstream to the pool, in proxy_worker_upstream_sent_total, and
+// adds poolDiff/divider to proxy_worker_upstream_one_sent_total; poolDiff is the pool's
+// difficulty for the share's job, which the share met. A bogus difficulty (as for Sent) counts
+// the share and adds 0 to the sum. Call it as well as Sent (and Accepted or Rejected): it counts
+// the pool's side only.
+func (w *Worker) Forwarded(poolDiff float64) {
+	if w == nil {
+		return
+	}
+	w.up.sent.Add(1)
+	w.up.oneSent.Add(w.one(poolDiff))
+}
+
+// PoolAccepted counts a forwarded share the pool accepted, in
+// proxy_worker_upstream_accepted_total, and adds poolDiff/divider (poolDiff as for Forwarded) to
+// proxy_worker_upstream_one_accepted_total: 2^32 times its rate is the hashrate the pool
+// credits. It does not touch the hashrate window, which counts the miner's side (Accepted). A
+// bogus difficulty (as for Sent) counts the share and adds 0 to the sum.
+func (w *Worker) PoolAccepted(poolDiff float64) {
+	if w == nil {
+		return
+	}
+	w.up.accepted.Add(1)
+	w.up.oneAccepted.Add(w.one(poolDiff))
+}
+
+// PoolRejected counts a forwarded share the pool rejected (or never answered), in
+// proxy_worker_upstream_rejected_total{reason} and the per-user and per-pool upstream totals.
+// reason is what the pool said: ReasonStale, ReasonDuplicate, ReasonLowDifficulty,
+// ReasonPoolError or ReasonPoolTimeout; an undeclared Reason counts as ReasonPoolError. It
+// counts the pool's side only: the miner's answer is counted by Accepted or Rejected.
+func (w *Worker) PoolRejected(reason Reason) {
+	if w == nil {
+		return
+	}
+	w.up.rejected[reason.index()].Add(1)
 }
 
 // SetDifficulty sets proxy_worker_difficulty, the session's current difficulty. A difficulty that
@@ -214,13 +263,15 @@ func (w *Worker) Close() {
 // proxy_user_speed and proxy_pool_speed follow at the next Tick), the difficulty and the up
 // state; its counters start at 0. w is closed the way Close does: its series go and its counts
 // stay credited to the old pool's user, pool and algorithm totals, so each pool keeps exactly
-// the shares it accepted while the worker was there.
+// the shares it accepted while the worker was there, and each pool's upstream totals exactly the
+// shares forwarded to it and its answers.
 //
 // MoveTo to the pool w is already on returns w unchanged, and so does MoveTo on a closed
 // worker (a closed session does not come back). A nil *Worker returns nil.
 //
 // MoveTo takes the registry's lock; it runs per failover, not per share. It is safe while other
-// goroutines still call Sent, Accepted or Rejected on w: a call that races with MoveTo is
+// goroutines still call the share methods (Sent, Accepted, Rejected, Forwarded, PoolAccepted,
+// PoolRejected) on w: a call that races with MoveTo is
 // counted in the old pool's totals if it lands before MoveTo reads w's counts, and is lost
 // otherwise, like any call on w after it returns (as after Close). The proxy should switch to
 // the returned worker on the goroutine that counts the shares, before counting the next one.
@@ -268,11 +319,30 @@ func (w *Worker) MoveTo(poolName string) *Worker {
 	return nw
 }
 
+// upstreamCounts are a worker's counts of the pool's side; atomics only.
+type upstreamCounts struct {
+	sent        atomic.Uint64
+	oneSent     atomicFloat
+	accepted    atomic.Uint64
+	oneAccepted atomicFloat
+	rejected    [numReasons]atomic.Uint64
+}
+
+// upstreamTotals are the sums of upstreamCounts.
+type upstreamTotals struct {
+	sent        uint64
+	oneSent     float64
+	accepted    uint64
+	oneAccepted float64
+	rejected    [numReasons]uint64
+}
+
 // totals are the counts that outlive workers, kept per (user, hash, pool).
 type totals struct {
 	accepted    uint64
 	oneAccepted float64
 	rejected    [numReasons]uint64
+	up          upstreamTotals
 }
 
 func (t *totals) add(o *totals) {
@@ -280,6 +350,13 @@ func (t *totals) add(o *totals) {
 	t.oneAccepted += o.oneAccepted
 	for i := range t.rejected {
 		t.rejected[i] += o.rejected[i]
+	}
+	t.up.sent += o.up.sent
+	t.up.oneSent += o.up.oneSent
+	t.up.accepted += o.up.accepted
+	t.up.oneAccepted += o.up.oneAccepted
+	for i := range t.up.rejected {
+		t.up.rejected[i] += o.up.rejected[i]
 	}
 }
 
@@ -289,5 +366,12 @@ func (w *Worker) load(t *totals) {
 	t.oneAccepted += w.oneAccepted.Load()
 	for i := range w.rejected {
 		t.rejected[i] += w.rejected[i].Load()
+	}
+	t.up.sent += w.up.sent.Load()
+	t.up.oneSent += w.up.oneSent.Load()
+	t.up.accepted += w.up.accepted.Load()
+	t.up.oneAccepted += w.up.oneAccepted.Load()
+	for i := range w.up.rejected {
+		t.up.rejected[i] += w.up.rejected[i].Load()
 	}
 }
