@@ -50,6 +50,24 @@ func BenchmarkShare(b *testing.B) {
 	})
 }
 
+// BenchmarkForwardedShare is the per-share sequence for a share that met the pool's difficulty
+// too: both sides counted, the pool's answer timed.
+func BenchmarkForwardedShare(b *testing.B) {
+	r := New(Config{})
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		w := r.NewWorker(fmt.Sprintf("10.0.0.%d:1", n.Add(1)), "", "alice", "sha256", "p:1", 1)
+		for pb.Next() {
+			w.Sent(1024)
+			w.Accepted(1024)
+			w.Forwarded(1 << 20)
+			r.ShareRTT(3 * time.Millisecond)
+			w.PoolAccepted(1 << 20)
+		}
+	})
+}
+
 // BenchmarkShareRTT observes from GOMAXPROCS goroutines into the one histogram of the registry.
 func BenchmarkShareRTT(b *testing.B) {
 	r := New(Config{})
@@ -74,7 +92,7 @@ func BenchmarkRejected(b *testing.B) {
 }
 
 // registryWith returns a registry with n workers of 100 users on 4 pools, each with some
-// shares, after one Tick.
+// shares on both sides and one in 100 with a share the pool rejected, after one Tick.
 func registryWith(n int) (*Registry, []*Worker) {
 	r := New(Config{Tag: "192.168.100.100:3333", WorkerLabel: "name"})
 	ws := make([]*Worker, n)
@@ -85,6 +103,11 @@ func registryWith(n int) (*Registry, []*Worker) {
 		ws[i].SetDifficulty(65536)
 		ws[i].Sent(65536)
 		ws[i].Accepted(65536)
+		ws[i].Forwarded(1 << 20)
+		ws[i].PoolAccepted(1 << 20)
+		if i%100 == 0 { // a pool rejects rarely once the proxy checks shares
+			ws[i].PoolRejected(ReasonStale)
+		}
 	}
 	for p := range 4 {
 		r.PoolLogin("sha256", fmt.Sprintf("pool%d.example.com:3333", p), 1, +1)

@@ -282,6 +282,9 @@ func (e *expo) pools(s *snap) {
 	for i, p := range s.pools {
 		e.float(&famPoolOneAccepted, p.labels, s.poolTot[i].oneAccepted)
 	}
+	e.upstream(&poolUpstreamFamilies, len(s.pools), func(i int) (string, *upstreamTotals) {
+		return s.pools[i].labels, &s.poolTot[i].up
+	})
 	e.header(&famAlgAccepted)
 	for i, a := range s.algs {
 		e.uint(&famAlgAccepted, a.labels, s.algTot[i].accepted)
@@ -317,9 +320,65 @@ func (e *expo) groups(s *snap) {
 			e.endUint(s.groupTot[i].rejected[reason])
 		}
 	}
+	e.upstream(&userUpstreamFamilies, len(s.groups), func(i int) (string, *upstreamTotals) {
+		return s.groups[i].labels, &s.groupTot[i].up
+	})
 }
 
-// workers writes the seven per-worker families. Values are read from the workers' atomics now,
+// upstreamFamilies are the five families of the pool's side at one level (user or pool).
+type upstreamFamilies struct{ sent, oneSent, accepted, oneAccepted, rejected *family }
+
+var (
+	poolUpstreamFamilies = upstreamFamilies{&famPoolUpstreamSent, &famPoolUpstreamOneSent,
+		&famPoolUpstreamAccepted, &famPoolUpstreamOneAccepted, &famPoolUpstreamRejected}
+	userUpstreamFamilies = upstreamFamilies{&famUserUpstreamSent, &famUserUpstreamOneSent,
+		&famUserUpstreamAccepted, &famUserUpstreamOneAccepted, &famUserUpstreamRejected}
+)
+
+// upstream writes the upstream totals of n series, the i-th with labels and totals from at.
+// Every reason the pool can give is written, at 0 until counted, so that increase() sees the
+// first rejection; a proxy-side reason only once counted.
+func (e *expo) upstream(f *upstreamFamilies, n int, at func(i int) (string, *upstreamTotals)) {
+	e.header(f.sent)
+	for i := range n {
+		labels, t := at(i)
+		e.uint(f.sent, labels, t.sent)
+	}
+	e.header(f.oneSent)
+	for i := range n {
+		labels, t := at(i)
+		e.float(f.oneSent, labels, t.oneSent)
+	}
+	e.header(f.accepted)
+	for i := range n {
+		labels, t := at(i)
+		e.uint(f.accepted, labels, t.accepted)
+	}
+	e.header(f.oneAccepted)
+	for i := range n {
+		labels, t := at(i)
+		e.float(f.oneAccepted, labels, t.oneAccepted)
+	}
+	e.header(f.rejected)
+	for i := range n {
+		labels, t := at(i)
+		for reason := range Reason(numReasons) {
+			if v := t.rejected[reason]; v > 0 || reason.fromPool() {
+				e.rejected(f.rejected, labels, reason, v)
+			}
+		}
+	}
+}
+
+// rejected writes one sample of a family with a reason label.
+func (e *expo) rejected(f *family, labels string, reason Reason, v uint64) {
+	e.start(f.name, "", labels)
+	e.b = append(e.b, ',')
+	e.b = appendLabel(e.b, "reason", reasonNames[reason])
+	e.endUint(v)
+}
+
+// workers writes the per-worker families. Values are read from the workers' atomics now,
 // outside the lock: a worker closed since the snapshot is written one last time.
 func (e *expo) workers(ws []*Worker) {
 	if len(ws) == 0 {
@@ -352,5 +411,47 @@ func (e *expo) workers(ws []*Worker) {
 	e.header(&famWorkerDifficulty)
 	for _, w := range ws {
 		e.float(&famWorkerDifficulty, w.labels, w.difficulty.Load())
+	}
+	e.header(&famWorkerUpstreamSent)
+	for _, w := range ws {
+		e.uint(&famWorkerUpstreamSent, w.labels, w.up.sent.Load())
+	}
+	e.header(&famWorkerUpstreamOneSent)
+	for _, w := range ws {
+		e.float(&famWorkerUpstreamOneSent, w.labels, w.up.oneSent.Load())
+	}
+	e.header(&famWorkerUpstreamAccepted)
+	for _, w := range ws {
+		e.uint(&famWorkerUpstreamAccepted, w.labels, w.up.accepted.Load())
+	}
+	e.header(&famWorkerUpstreamOneAccepted)
+	for _, w := range ws {
+		e.float(&famWorkerUpstreamOneAccepted, w.labels, w.up.oneAccepted.Load())
+	}
+	e.workersRejected(ws)
+}
+
+// workersRejected writes proxy_worker_upstream_rejected_total: only the reasons a worker has
+// been rejected for, so that a page of 20,000 workers whose pool rejects nothing does not grow
+// by 100,000 zero lines (the per-pool and per-user totals have every reason from the start).
+// The family is left out while no worker has a rejection. Counters only grow, so a worker seen
+// rejected by the first pass has a sample in the second.
+func (e *expo) workersRejected(ws []*Worker) {
+	any := false
+	for _, w := range ws {
+		for i := range w.up.rejected {
+			any = any || w.up.rejected[i].Load() > 0
+		}
+	}
+	if !any {
+		return
+	}
+	e.header(&famWorkerUpstreamRejected)
+	for _, w := range ws {
+		for reason := range Reason(numReasons) {
+			if v := w.up.rejected[reason].Load(); v > 0 {
+				e.rejected(&famWorkerUpstreamRejected, w.labels, reason, v)
+			}
+		}
 	}
 }

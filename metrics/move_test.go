@@ -136,26 +136,32 @@ func TestMoveToConcurrent(t *testing.T) {
 				w := cur[g].Load()
 				w.Sent(1)
 				w.Accepted(1)
+				w.Forwarded(1)
+				w.PoolAccepted(1)
 			}
 		}()
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
 	pools := []string{"a:1", "b:1"}
-	last := -1.0
+	sum := func(x *exposition, name string) (total float64) {
+		for _, s := range x.find(name, nil) {
+			total += s.value
+		}
+		return total
+	}
+	last, lastUp := -1.0, -1.0
 	for i := 0; ; i++ {
 		for g := range goroutines {
 			cur[g].Store(cur[g].Load().MoveTo(pools[i%2]))
 		}
 		r.Tick(t0.Add(time.Duration(i) * time.Minute))
-		var total float64
-		for _, s := range parse(t, r).find("proxy_pool_accepted_total", nil) {
-			total += s.value
+		x := parse(t, r)
+		total, up := sum(x, "proxy_pool_accepted_total"), sum(x, "proxy_pool_upstream_accepted_total")
+		if total < last || up < lastUp {
+			t.Fatalf("pool totals went down: %v after %v, upstream %v after %v", total, last, up, lastUp)
 		}
-		if total < last {
-			t.Fatalf("pool totals went down: %v after %v", total, last)
-		}
-		last = total
+		last, lastUp = total, up
 		select {
 		case <-finished:
 		default:
@@ -172,6 +178,9 @@ func TestMoveToConcurrent(t *testing.T) {
 	}
 	if total > goroutines*shares || total == 0 {
 		t.Errorf("accepted %v, want in (0, %d]", total, goroutines*shares)
+	}
+	if up := sum(parse(t, r), "proxy_pool_upstream_accepted_total"); up > goroutines*shares || up == 0 {
+		t.Errorf("upstream accepted %v, want in (0, %d]", up, goroutines*shares)
 	}
 	if len(r.workers) != 0 || len(r.live) != 0 {
 		t.Errorf("%d workers, %d names left", len(r.workers), len(r.live))

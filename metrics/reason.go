@@ -31,6 +31,14 @@ var reasonNames = [numReasons]string{
 	ReasonOverloaded:    "overloaded",
 }
 
+// fromPool reports whether the pool can answer a forwarded share with r: every reason but those
+// of shares the proxy refused itself. The per-user and per-pool upstream_rejected series expose
+// these from the start, at 0; a proxy-side reason counted by Worker.PoolRejected (a caller's
+// mistake) appears once counted.
+func (r Reason) fromPool() bool {
+	return r != ReasonProxyCheck && r != ReasonOverloaded
+}
+
 // String returns the label value of r, e.g. "low_difficulty".
 // A Reason outside the declared set reads "pool_error", the reason it is counted under.
 func (r Reason) String() string {

@@ -42,6 +42,11 @@ func fixture(t testing.TB) *Registry {
 		}
 		w.Sent(8)
 		w.Rejected(ReasonLowDifficulty)
+		// Two of the accepted shares met the pool's difficulty 32; the pool took one.
+		w.Forwarded(32)
+		w.Forwarded(32)
+		w.PoolAccepted(32)
+		w.PoolRejected(ReasonStale)
 	}
 	b.SetUp(false)
 	c.t = t0.Add(time.Minute)
@@ -182,6 +187,9 @@ func TestClose(t *testing.T) {
 	nw.Sent(1)
 	nw.Accepted(1)
 	nw.Rejected(ReasonStale)
+	nw.Forwarded(1)
+	nw.PoolAccepted(1)
+	nw.PoolRejected(ReasonStale)
 	nw.SetDifficulty(1)
 	nw.SetUp(true)
 	nw.Close()
@@ -253,6 +261,9 @@ func TestConcurrent(t *testing.T) {
 				w.Sent(1)
 				w.Accepted(1)
 				w.Rejected(Reason(i % int(numReasons)))
+				w.Forwarded(4)
+				w.PoolAccepted(4)
+				w.PoolRejected(Reason(i % int(numReasons)))
 				w.SetDifficulty(float64(i))
 				r.ShareRTT(time.Millisecond)
 				r.Dropped(DropBadInput)
@@ -280,6 +291,19 @@ func TestConcurrent(t *testing.T) {
 	}
 	if rejected != goroutines*shares {
 		t.Errorf("rejected %v, want %d", rejected, goroutines*shares)
+	}
+	if got := x.value(t, "proxy_pool_upstream_sent_total", nil); got != goroutines*shares {
+		t.Errorf("upstream sent %v, want %d", got, goroutines*shares)
+	}
+	if got := x.value(t, "proxy_pool_upstream_one_accepted_total", nil); got != 4*goroutines*shares {
+		t.Errorf("upstream one accepted %v, want %d", got, 4*goroutines*shares)
+	}
+	var upRejected float64
+	for _, s := range x.find("proxy_user_upstream_rejected_total", nil) {
+		upRejected += s.value
+	}
+	if upRejected != goroutines*shares {
+		t.Errorf("upstream rejected %v, want %d", upRejected, goroutines*shares)
 	}
 	if got := x.value(t, "proxy_share_rtt_seconds_count", nil); got != goroutines*shares {
 		t.Errorf("rtt count %v", got)
