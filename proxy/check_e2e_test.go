@@ -114,16 +114,31 @@ func TestSuggestDifficultyBitaxe(t *testing.T) {
 	}
 	r.send(`{"id":2,"method":"mining.subscribe","params":["bitaxe/BM1370/v2.4.0"]}` + "\n")
 	r.send(`{"id":3,"method":"mining.authorize","params":["` + name + `.bitaxe","x"]}` + "\n")
-	spReadUntil(t, r, "the first job", 10*time.Second, func(l string) bool { return strings.Contains(l, "mining.notify") })
+	isNotify := func(l string) bool { return strings.Contains(l, `"method":"mining.notify"`) }
+	spReadUntil(t, r, "the first job", 10*time.Second, isNotify)
 	const suggest = 2e-6
 	r.send(fmt.Sprintf(`{"id":4,"method":"mining.suggest_difficulty","params":[%g]}`+"\n", suggest))
-	lines := spReadUntil(t, r, "the suggested difficulty", 10*time.Second, func(l string) bool {
-		return strings.Contains(l, "mining.set_difficulty") && strings.Contains(l, fmt.Sprint(suggest))
+	spReadUntil(t, r, "the suggested difficulty", 10*time.Second, func(l string) bool {
+		return setDifficultyOf(l) == suggest
 	})
-	_ = lines
-	if l := r.line(); !strings.Contains(l, "mining.notify") {
+	if l := r.line(); !isNotify(l) {
 		t.Fatalf("set_difficulty not followed by a notify: %s", l)
 	}
+}
+
+// setDifficultyOf returns the difficulty of a mining.set_difficulty line,
+// 0 for any other line.
+func setDifficultyOf(line string) float64 {
+	var m codec.Message
+	if codec.Decode([]byte(strings.TrimSpace(line)), &m) != nil || string(m.Method) != codec.MethodSetDifficulty {
+		return 0
+	}
+	p, err := codec.SplitArray(m.Params, nil)
+	if err != nil || len(p) == 0 {
+		return 0
+	}
+	d, _ := codec.ParseFloat(p[0])
+	return d
 }
 
 // With --vardiff=off every miner mines at the pool's difficulty and every
