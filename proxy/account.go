@@ -14,8 +14,8 @@ type account struct {
 	name    string
 	targets []store.Account // primary first, then backups in order
 	mode    string
-	algo    string  // algorithm of the primary pool, the `hash` label
-	divider float64 // its hashrate divider
+	algo    string   // algorithm of the primary pool, the `hash` label
+	divider float64  // its hashrate divider
 	checked bool     // its shares are hashed at the proxy: per-miner difficulty
 	hash    hashAlgo // how, when checked
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync"
 	"time"
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
@@ -137,11 +138,13 @@ func (mc *minerConn) onChecked(t *checkTask) {
 // behind a bounded queue. The answers keep each miner's order because
 // every share has its place in the miner's answer ring.
 type checkPool struct {
-	tasks chan *checkTask
+	tasks    chan *checkTask
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 func newCheckPool(workers, depth int) *checkPool {
-	p := &checkPool{tasks: make(chan *checkTask, depth)}
+	p := &checkPool{tasks: make(chan *checkTask, depth), done: make(chan struct{})}
 	for range workers {
 		go p.work()
 	}
@@ -151,6 +154,8 @@ func newCheckPool(workers, depth int) *checkPool {
 // queue hands t to a worker without blocking; false when the queue is full.
 func (p *checkPool) queue(t *checkTask) bool {
 	select {
+	case <-p.done:
+		return false
 	case p.tasks <- t:
 		return true
 	default:
@@ -160,10 +165,16 @@ func (p *checkPool) queue(t *checkTask) bool {
 
 func (p *checkPool) work() {
 	var h shareHash
-	for t := range p.tasks {
-		t.d, t.key, t.err = h.shareDifficulty(t.j, t.j.check, t.algo, &t.in)
-		t.mc.loop.post(event{kind: evChecked, mc: t.mc, chk: t})
+	for {
+		select {
+		case <-p.done:
+			return
+		case t := <-p.tasks:
+			t.d, t.key, t.err = h.shareDifficulty(t.j, t.j.check, t.algo, &t.in)
+			t.mc.loop.post(event{kind: evChecked, mc: t.mc, chk: t})
+		}
 	}
 }
 
-func (p *checkPool) close() { close(p.tasks) }
+// stop ends the workers; shares queued after it are refused.
+func (p *checkPool) stop() { p.stopOnce.Do(func() { close(p.done) }) }

@@ -65,6 +65,7 @@ func newHotPath(tb testing.TB, miners int) *hotPath {
 	h := &hotPath{srv: srv, l: l, up: up, pool: pool}
 	for i := 0; i < miners; i++ {
 		mc := &minerConn{srv: srv, loop: l, c: &fakeConn{}, listIdx: -1, state: stateMining, hasWork: true, dialect: v1Miner{}}
+		mc.answers.maxPending = 256
 		s := &session{mc: mc, acct: a, up: up}
 		s.name = "bench"
 		s.setLayout(uint32(i), 2, 2)

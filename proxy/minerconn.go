@@ -105,7 +105,7 @@ type minerConn struct {
 	jdNext     int
 	suggestD   float64 // mining.suggest_difficulty, before its vardiff starts
 	minDiff    float64 // BIP310 minimum-difficulty
-	partial    int // bytes of an incomplete line held in the inbound buffer
+	partial    int     // bytes of an incomplete line held in the inbound buffer
 	badLines   int
 	lastSwitch time.Time // last move to another account
 	hasWork    bool      // sent a job of its current upstream connection

@@ -147,7 +147,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.drain(ctx)
 	s.cancel()
-	defer s.checks.close()
+	defer s.checks.stop()
 	if err := s.eng.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Debug().Err(err).Msg("engine stop")
 	}
