@@ -179,6 +179,7 @@ func (up *upstream) onTraffic(c gnet.Conn) gnet.Action {
 	if up.closeReq {
 		return gnet.Close
 	}
+	up.noteSocketQueue()
 	return gnet.None
 }
 
@@ -200,6 +201,7 @@ func (up *upstream) onClose(err error) {
 	up.mu.Lock()
 	failed := up.takeAllPendingLocked()
 	up.out = up.out[:0]
+	up.sockQueued = 0
 	closed := up.state == upClosed
 	up.mu.Unlock()
 	for _, p := range failed {
@@ -394,6 +396,7 @@ func (up *upstream) closeConn() {
 // giving up on a dead account.
 func (up *upstream) tick(now time.Time) {
 	up.expirePending(now)
+	up.noteSocketQueue()
 	up.mu.Lock()
 	st := up.state
 	up.mu.Unlock()

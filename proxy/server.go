@@ -391,7 +391,7 @@ type Stats struct {
 	Upstreams int // logical upstreams (connected or redialling)
 	Ready     int // upstreams logged in to their pool
 	Pending   int // shares sent to pools and not yet answered
-	Queued    int // submit bytes queued to pool sockets and not yet written
+	Queued    int // submit bytes queued to pool sockets and not yet written (ours and the sockets')
 }
 
 // Stats returns current counts. Safe for concurrent use.
@@ -408,7 +408,7 @@ func (s *Server) Stats() Stats {
 		}
 		up.mu.Lock()
 		st.Pending += len(up.pending)
-		st.Queued += len(up.out)
+		st.Queued += len(up.out) + up.sockQueued
 		up.mu.Unlock()
 	}
 	s.upMu.Unlock()

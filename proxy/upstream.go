@@ -63,6 +63,10 @@ type upstream struct {
 	out     []byte // submit lines queued for the pool's socket
 	spare   []byte
 	armed   bool // an evFlush is queued
+	// sockQueued is what the socket had not written yet (gnet's outbound
+	// buffer of a pool that does not read), as of the last flush, read or
+	// tick on up.loop: submits count it against MaxPoolQueue.
+	sockQueued int
 
 	// Owned by up.loop: the connection manager's state.
 	conn         gnet.Conn
@@ -446,7 +450,7 @@ func (up *upstream) submit(mc *minerConn, s *session, seq uint64, sh *shareReq, 
 		up.mu.Unlock()
 		return submitNotConnected
 	}
-	if len(up.out) >= up.srv.cfg.maxPoolQueue() {
+	if len(up.out)+up.sockQueued >= up.srv.cfg.maxPoolQueue() {
 		up.mu.Unlock()
 		return submitPoolBusy
 	}
@@ -483,6 +487,19 @@ func (up *upstream) flush() {
 	up.write(b)
 	up.mu.Lock()
 	up.spare = b[:0]
+	up.mu.Unlock()
+	up.noteSocketQueue()
+}
+
+// noteSocketQueue records how much the pool socket has not written yet. It
+// runs on up.loop.
+func (up *upstream) noteSocketQueue() {
+	n := 0
+	if up.conn != nil {
+		n = up.conn.OutboundBuffered()
+	}
+	up.mu.Lock()
+	up.sockQueued = n
 	up.mu.Unlock()
 }
 
