@@ -886,7 +886,11 @@ func TestKeepaliveResendsJob(t *testing.T) {
 }
 
 func TestReconnectOutcomesCounted(t *testing.T) {
-	h := newHarness(t, poolCfg()) // PoolHandshakeTimeout 500ms
+	cfg := poolCfg() // PoolHandshakeTimeout 500ms
+	// The failures below take a few seconds on a loaded machine: the miner
+	// must not be given up on meanwhile.
+	cfg.GiveUp = 30 * time.Second
+	h := newHarness(t, cfg)
 	p := h.spPool(func(c *spConn) {
 		switch c.idx {
 		case 1: // logs in, then the pool restarts (dropAll below)
