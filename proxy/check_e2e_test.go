@@ -10,6 +10,7 @@ import (
 	"github.com/stratum-proxy/stratum-proxy/bench/miner"
 	"github.com/stratum-proxy/stratum-proxy/bench/poolsim"
 	"github.com/stratum-proxy/stratum-proxy/codec"
+	"github.com/stratum-proxy/stratum-proxy/store"
 )
 
 // checkCfg lets per-miner difficulty go far below the test pools'.
@@ -156,5 +157,42 @@ func TestVardiffOffRelaysAtPoolDifficulty(t *testing.T) {
 	}
 	if st := p.Stats(); st.Accepted != 3 {
 		t.Fatalf("pool accepted %d, want every share (3)", st.Accepted)
+	}
+}
+
+// Scrypt shares are hashed at the proxy too, off the event loop (about a
+// millisecond each): a Litecoin-style miner behind a scrypt pool (which
+// validates by scrypt hashing) mines at its own difficulty, its shares are
+// answered in order, and the pool gets only shares that meet its
+// difficulty, rejecting none.
+func TestScryptSharesCheckedOffLoop(t *testing.T) {
+	h := newHarness(t, checkCfg())
+	const poolDiff = 2e-3 // in the pool's terms: about 130 scrypt hashes a share
+	p, err := poolsim.Start(poolsim.Config{Algorithm: poolsim.Scrypt, Difficulty: poolDiff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.pools = append(h.pools, p)
+	if err := h.st.PutPool(store.Pool{Addr: p.Addr(), Algorithm: "scrypt"}); err != nil {
+		t.Fatal(err)
+	}
+	m := h.dial(miner.Config{User: h.user(p.Addr()) + ".ltc", Password: "x", Algorithm: miner.Scrypt})
+	waitJob(t, m, "a job at the miner's own difficulty", func(j *miner.Job) bool { return j.Difficulty < poolDiff })
+	const n = 6
+	for i := 0; i < n; i++ {
+		mineOne(t, m)
+	}
+	st := p.Stats()
+	if st.Rejected != 0 {
+		t.Fatalf("the scrypt pool rejected %d shares: %+v", st.Rejected, st)
+	}
+	text := h.scrape()
+	if v, ok := metricValue(text, "proxy_worker_accepted"); !ok || v != n {
+		t.Fatalf("proxy_worker_accepted = %v (found %v), want %d", v, ok, n)
+	}
+	// A share meets the pool's difficulty once in ~130 hashes: most were
+	// answered at the proxy, which only a scrypt check can decide.
+	if v, _ := metricValue(text, "proxy_worker_upstream_sent_total"); v != float64(st.Submits) || v >= n {
+		t.Fatalf("proxy_worker_upstream_sent_total = %v (pool got %d), want fewer than %d", v, st.Submits, n)
 	}
 }
