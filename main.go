@@ -144,6 +144,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	fs.Int64Var(&p.MaxPartialBytes, "limits.max-partial-bytes", 64<<20, "bytes of incomplete lines held for all miners of the process")
 	fs.DurationVar(&p.AccountSwitchInterval, "limits.account-switch-interval", 5*time.Second, "shortest time between two account switches on one miner connection")
 	fs.DurationVar(&p.DrainTimeout, "shutdown.drain-timeout", defaultDrainTimeout, "on SIGINT/SIGTERM, how long to wait for the pool's answers to shares in flight")
+	vardiff := fs.Bool("vardiff", true, "per-miner difficulty and share checking at the proxy for sha256 and scrypt pools (false: every share relayed at the pool's difficulty)")
+	fs.Float64Var(&p.VardiffRate, "vardiff.rate", 15, "shares per minute a miner's own difficulty aims at (band 2/3 to 4/3 of it)")
+	fs.Float64Var(&p.VardiffStart, "vardiff.start", 1, "difficulty of a miner that sent no mining.suggest_difficulty")
+	fs.Float64Var(&p.VardiffFloor, "vardiff.floor", 0.001, "lowest difficulty handed to a miner")
+	fs.DurationVar(&p.VardiffInterval, "vardiff.interval", 30*time.Second, "shortest time between two retargets of a miner")
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
 		fs.SetOutput(w)
@@ -176,6 +181,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 			}
 		}
 	})
+	p.NoVardiff = !*vardiff
 	return o, fs.Args(), envErr
 }
 

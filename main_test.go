@@ -443,6 +443,10 @@ func TestUpstreamLimitDrainFlags(t *testing.T) {
 		{"limits.max-partial-bytes", func(c *proxy.Config) any { return c.MaxPartialBytes }, int64(64 << 20), "1048576", "2097152", int64(1 << 20), int64(2 << 20)},
 		{"limits.account-switch-interval", func(c *proxy.Config) any { return c.AccountSwitchInterval }, 5 * time.Second, "1s", "10s", time.Second, 10 * time.Second},
 		{"shutdown.drain-timeout", func(c *proxy.Config) any { return c.DrainTimeout }, 5 * time.Second, "20s", "30s", 20 * time.Second, 30 * time.Second},
+		{"vardiff.rate", func(c *proxy.Config) any { return c.VardiffRate }, 15.0, "6", "30", 6.0, 30.0},
+		{"vardiff.start", func(c *proxy.Config) any { return c.VardiffStart }, 1.0, "1000", "0.5", 1000.0, 0.5},
+		{"vardiff.floor", func(c *proxy.Config) any { return c.VardiffFloor }, 0.001, "1e-6", "0.01", 1e-6, 0.01},
+		{"vardiff.interval", func(c *proxy.Config) any { return c.VardiffInterval }, 30 * time.Second, "10s", "1m", 10 * time.Second, time.Minute},
 	}
 	parse := func(args ...string) *options {
 		t.Helper()
@@ -468,6 +472,32 @@ func TestUpstreamLimitDrainFlags(t *testing.T) {
 				t.Errorf("flag and environment: %v; want the flag's %v", got, c.fromArg)
 			}
 		})
+	}
+}
+
+// TestVardiffFlag: --vardiff=false (or STRATUM_PROXY_VARDIFF=false) turns
+// per-miner difficulty and share checking off; it is on by default.
+func TestVardiffFlag(t *testing.T) {
+	parse := func(args ...string) bool {
+		t.Helper()
+		o, _, err := parseFlags(args, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatalf("parseFlags(%v): %v", args, err)
+		}
+		return o.proxy.NoVardiff
+	}
+	if parse() {
+		t.Error("vardiff off by default")
+	}
+	if !parse("--vardiff=false") {
+		t.Error("--vardiff=false leaves it on")
+	}
+	t.Setenv("STRATUM_PROXY_VARDIFF", "false")
+	if !parse() {
+		t.Error("STRATUM_PROXY_VARDIFF=false leaves it on")
+	}
+	if parse("--vardiff=true") {
+		t.Error("the flag does not win over the environment")
 	}
 }
 
