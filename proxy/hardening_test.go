@@ -27,6 +27,7 @@ func TestPanicInPoolHandlerRedials(t *testing.T) {
 	m := h.dial(miner.Config{User: h.user(p.Addr()), Password: "x"})
 	mineOne(t, m)
 	before := p.Stats().TotalConnections
+	old := latestJob(t, m)
 
 	p.BroadcastLine([]byte(`{"id":null,"method":"client.show_message","params":["` + marker + `"]}` + "\n"))
 	waitFor(t, "the panic counted", func() bool {
@@ -34,6 +35,7 @@ func TestPanicInPoolHandlerRedials(t *testing.T) {
 		return v == 1
 	})
 	waitFor(t, "the upstream redialled", func() bool { return p.Stats().TotalConnections > before })
+	newJobAfter(t, m, "a job from the new connection", old)
 	mineOne(t, m)
 	if m.Closed() {
 		t.Fatal("the miner was closed by a panic on its pool's socket")
