@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"net"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 
@@ -154,4 +157,32 @@ func BenchmarkNotifyFanout1000(b *testing.B) {
 		poolLine(h.up, notify)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/miner")
+}
+
+// A checked share (sha256d hashed on the loop, judged against the miner's
+// difficulty, put in the job's duplicate set) allocates nothing either.
+func TestCheckedShareDoesNotAllocate(t *testing.T) {
+	h := newHotPath(t, 1)
+	mc := h.mcs[0]
+	mc.checked, mc.algo = true, algoSHA256d
+	mc.vd.init(h.srv.vdcfg, time.Now(), 0, 0)
+	mc.sentJob(h.job, 1e-9)
+	line := []byte(`{"method":"mining.submit","params":["bench.rig","6b00d15f0000000e","0000","6b00d263","00000000"],"id":4}`)
+	nonce := bytes.Index(line, []byte(`"00000000"`)) + 1
+	n := uint32(0)
+	submit := func() {
+		n++
+		hex.Encode(line[nonce:nonce+8], []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+		mc.dialect.handleLine(mc, line)
+	}
+	for i := 0; i < 100; i++ {
+		submit() // decodes the job once, grows the answer ring and the duplicate set
+	}
+	before := mc.c.(*fakeConn).n
+	if a := testing.AllocsPerRun(1000, submit); a != 0 {
+		t.Fatalf("a checked share allocates %v times, want 0", a)
+	}
+	if mc.c.(*fakeConn).n == before {
+		t.Fatal("checked shares were not answered")
+	}
 }
