@@ -49,6 +49,7 @@ type options struct {
 	scenarios []string
 	jsonOut   string
 	proxyBin  string
+	proxyArgs []string // extra flags appended to the proxy binary's command line
 	profile   string
 	sources   string
 	keep      bool
@@ -98,11 +99,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		_, _ = io.WriteString(stderr, usage)
 		fs.PrintDefaults()
 	}
-	var scen string
+	var scen, proxyArgs string
 	fs.BoolVar(&o.quick, "quick", false, "smoke run (~2 minutes): fewer miners, shorter runs")
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this `file`")
 	fs.StringVar(&o.proxyBin, "proxy-bin", "", "proxy binary to run (default: go build from the module root)")
+	fs.StringVar(&proxyArgs, "proxy-args", "", "extra `flags` for the proxy binary, space-separated (e.g. \"--vardiff=false\"); not with --profile")
 	fs.StringVar(&o.profile, "profile", "", "run proxied cases on the pprof harness and write CPU/heap profiles to this `dir`")
 	fs.StringVar(&o.sources, "sources", "127.0.0.2-127.0.0.9", "source addresses of the flood's connections")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (stores, logs)")
@@ -113,6 +115,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o.proxyArgs = strings.Fields(proxyArgs)
+	if len(o.proxyArgs) > 0 && o.profile != "" {
+		return nil, errors.New("--proxy-args applies to the proxy binary; the --profile harness does not take them")
 	}
 	known := map[string]bool{}
 	for _, n := range allScenarios {

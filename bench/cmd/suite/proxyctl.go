@@ -49,9 +49,7 @@ func (s *suite) startProxy(ctx context.Context, poolAddr, mode, tag string) (*pr
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v: %s", cmdline(add), err, bytes.TrimSpace(out))
 	}
-	argv := []string{s.proxyBin, "--db.path", db,
-		"--stratum.addr", "127.0.0.1:0", "--web.addr", "127.0.0.1:0",
-		"--upstream.mode", mode, "--log.level", "info", "--log.format", "json"}
+	argv := proxyArgv(s.proxyBin, db, mode, s.opts.proxyArgs)
 	p, err := s.procs.start("proxy-"+tag, argv, s.root, filepath.Join(dir, "proxy.log"), proxyLogLine)
 	if err != nil {
 		return nil, err
@@ -69,6 +67,15 @@ func (s *suite) startProxy(ctx context.Context, poolAddr, mode, tag string) (*pr
 		return nil, err
 	}
 	return pi, nil
+}
+
+// proxyArgv is the proxy binary's command line: the suite's own flags,
+// then extra (--proxy-args), which come last so that they can override.
+func proxyArgv(bin, db, mode string, extra []string) []string {
+	argv := []string{bin, "--db.path", db,
+		"--stratum.addr", "127.0.0.1:0", "--web.addr", "127.0.0.1:0",
+		"--upstream.mode", mode, "--log.level", "info", "--log.format", "json"}
+	return append(argv, extra...)
 }
 
 // proxyLogLine turns the proxy's JSON log line "stratum-proxy serving"

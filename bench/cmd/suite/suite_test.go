@@ -1,7 +1,9 @@
 package main
 
 import (
+	"io"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,5 +99,29 @@ func TestSteadyRate(t *testing.T) {
 	}
 	if got := steadyRate(ps[:3], 100, 10*time.Second); got != 0 {
 		t.Errorf("steadyRate without a window = %v, want 0", got)
+	}
+}
+
+func TestProxyArgs(t *testing.T) {
+	o, err := parseFlags([]string{"--scenarios", "relay", "--proxy-args", " --vardiff=false  --vardiff.rate=30 "}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--vardiff=false", "--vardiff.rate=30"}
+	if !slices.Equal(o.proxyArgs, want) {
+		t.Fatalf("proxyArgs %q, want %q", o.proxyArgs, want)
+	}
+	argv := proxyArgv("/bin/px", "/tmp/db", "split", o.proxyArgs)
+	if argv[0] != "/bin/px" || !slices.Equal(argv[len(argv)-2:], want) || !slices.Contains(argv, "split") {
+		t.Fatalf("argv %q: want the binary first and the extra flags last", argv)
+	}
+	if o, err = parseFlags(nil, io.Discard); err != nil || len(o.proxyArgs) != 0 {
+		t.Fatalf("default: %q, %v; want no extra flags", o.proxyArgs, err)
+	}
+	if len(proxyArgv("/bin/px", "/tmp/db", "split", nil)) != 13 {
+		t.Fatal("without --proxy-args the command line changed")
+	}
+	if _, err := parseFlags([]string{"--proxy-args", "--vardiff=false", "--profile", t.TempDir()}, io.Discard); err == nil {
+		t.Fatal("--proxy-args with --profile: no error")
 	}
 }
