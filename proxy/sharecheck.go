@@ -23,7 +23,6 @@ import (
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
 	"github.com/stratum-proxy/stratum-proxy/proxy/pow"
-	"golang.org/x/crypto/scrypt"
 )
 
 // Errors of the share check, each answered to the miner as it is.
@@ -56,15 +55,7 @@ const (
 // scryptDiffFactor is the divider of a scrypt pool's difficulty: a share
 // of pool difficulty d meets Diff1/hash >= d/scryptDiffFactor (stratum
 // scrypt pools use a difficulty-1 target 2^16 times the sha256d one).
-const scryptDiffFactor = 65536
-
-// Litecoin's scrypt parameters (fixed by its consensus rules).
-const (
-	scryptN   = 1024
-	scryptR   = 1
-	scryptP   = 1
-	scryptLen = 32
-)
+const scryptDiffFactor = pow.ScryptDiffFactor
 
 func (a hashAlgo) String() string {
 	switch a {
@@ -252,7 +243,7 @@ func (sh *shareHash) hash(w *jobWork, k *shareKey, a hashAlgo) ([32]byte, error)
 	case algoSHA256d:
 		return pow.HeaderHash(&sh.hdr), nil
 	case algoScrypt:
-		return scryptHash(&sh.hdr)
+		return pow.ScryptHash(&sh.hdr), nil
 	}
 	return [32]byte{}, errUnknownAlgo
 }
@@ -266,18 +257,6 @@ func (sh *shareHash) difficulty(w *jobWork, k *shareKey, a hashAlgo) (float64, e
 		return 0, err
 	}
 	return pow.Difficulty(h), nil
-}
-
-// scryptHash returns Litecoin's proof-of-work hash of a header:
-// scrypt(header, salt = header, N=1024, r=1, p=1), 32 bytes, read like a
-// sha256d hash (little-endian). It allocates (scrypt.Key's scratch).
-func scryptHash(hdr *[pow.HeaderSize]byte) (h [32]byte, err error) {
-	out, err := scrypt.Key(hdr[:], hdr[:], scryptN, scryptR, scryptP, scryptLen)
-	if err != nil {
-		return h, err
-	}
-	copy(h[:], out)
-	return h, nil
 }
 
 // maxDupKeys bounds the share keys a job remembers. A job is mined for
