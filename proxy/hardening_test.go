@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratum-proxy/stratum-proxy/bench/miner"
 	"github.com/stratum-proxy/stratum-proxy/bench/poolsim"
+	"github.com/stratum-proxy/stratum-proxy/codec"
 )
 
 // A panic while handling a pool's line is recovered at the connection
@@ -140,4 +141,69 @@ func TestUpstreamClosedDuringLoginStaysClosed(t *testing.T) {
 	if st != upClosed {
 		t.Fatalf("schedule revived a closed upstream: state %v", st)
 	}
+}
+
+// recConn records what the proxy writes to a miner.
+type recConn struct {
+	fakeConn
+	out bytes.Buffer
+}
+
+func (r *recConn) Write(b []byte) (int, error) { return r.out.Write(b) }
+
+// A retarget resends the current job under an id of the miner's own:
+// cpuminer starts new work (and so mines at the new difficulty) only when
+// the job id changes. Shares under that id are the pool's job; once the
+// pool makes the job stale (a clean notify), the id is stale too.
+func TestRetargetResendsUnderOwnJobID(t *testing.T) {
+	h := newHotPath(t, 0)
+	rc := &recConn{}
+	mc := &minerConn{srv: h.srv, loop: h.l, c: rc, listIdx: -1, state: stateMining, hasWork: true, dialect: v1Miner{}}
+	mc.answers.maxPending = 16
+	s := &session{mc: mc, acct: h.up.acct, up: h.up}
+	s.name = "bench"
+	s.setLayout(7, 2, 2)
+	h.up.members[s.prefixVal] = s
+	s.pad = h.up.padLocked(s)
+	s.worker = h.srv.met.NewWorker("127.0.0.1:9", "", "bench", "sha256", "127.0.0.1:1", 1)
+	mc.sess, mc.up = s, h.up
+	h.up.lists[0].add(mc)
+	mc.checked, mc.algo = true, algoSHA256d
+	mc.vd.init(h.srv.vdcfg, time.Now(), 0, 0)
+	mc.sendWork()
+	first := lastNotifyID(t, rc.out.String())
+
+	mc.retarget(mc.sentDiff / 1024)
+	alias := lastNotifyID(t, rc.out.String())
+	if alias == first || !strings.HasPrefix(alias, strings.TrimSuffix(first, `"`)) {
+		t.Fatalf("retarget resent job %s as %s; want an id of the miner's own", first, alias)
+	}
+	submit := func(nonce string) string {
+		rc.out.Reset()
+		mc.dialect.handleLine(mc, []byte(`{"id":9,"method":"mining.submit","params":["bench",`+alias+`,"0000","6b00d263","`+nonce+`"]}`))
+		return rc.out.String()
+	}
+	if got := submit("00000001"); strings.Contains(got, "job not found") || !strings.Contains(got, `"id":9`) {
+		t.Fatalf("a share under the miner's own job id: %s", got)
+	}
+	// The pool moves on with a clean job: the alias goes stale with its job.
+	poolLine(h.up, []byte(`{"params":["6b00d15f0000000f","70ae1ef699e477ade257473a07e0cc12146a95850f1235fb9c9f86d55e947646","01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff2f016a000481d2006b04d82cee300c","0a636b706f6f6c0d2f636b706f6f6c2d746573742fffffffff0200f2052a010000001976a914cf757c67706ad6275e5b29864fb227788423b8ab88ac0000000000000000266a24aa21a9ede2f61c3f71d1defd3fa999dfa36953755c690689799962b48bebd836974e8cf900000000",[],"20000000","207fffff","6b00d281",true],"id":null,"method":"mining.notify"}`))
+	if got := submit("00000002"); !strings.Contains(got, "job not found") {
+		t.Fatalf("a share under a stale alias: %s; want 21", got)
+	}
+}
+
+// lastNotifyID returns the raw job id of the last mining.notify in out.
+func lastNotifyID(t *testing.T, out string) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var m codec.Message
+		if codec.Decode([]byte(lines[i]), &m) == nil && string(m.Method) == codec.MethodNotify {
+			p, _ := codec.SplitArray(m.Params, nil)
+			return string(p[0])
+		}
+	}
+	t.Fatalf("no notify in %q", out)
+	return ""
 }

@@ -133,10 +133,19 @@ func (j *job) line(pad int, clean bool) []byte {
 	if p := j.lines[pad][c].Load(); p != nil {
 		return *p
 	}
-	b := make([]byte, 0, 96+len(j.id)+len(j.prevhash)+len(j.coinb1)+len(j.en1)+2*pad+len(j.coinb2)+
-		len(j.branches)+len(j.version)+len(j.nbits)+len(j.ntime))
+	b := j.appendLine(nil, j.id, pad, clean)
+	j.lines[pad][c].Store(&b)
+	return b
+}
+
+// appendLine appends j's notify for padding pad under job id id (raw JSON).
+func (j *job) appendLine(b, id []byte, pad int, clean bool) []byte {
+	if b == nil {
+		b = make([]byte, 0, 96+len(id)+len(j.prevhash)+len(j.coinb1)+len(j.en1)+2*pad+len(j.coinb2)+
+			len(j.branches)+len(j.version)+len(j.nbits)+len(j.ntime))
+	}
 	b = append(b, `{"id":null,"method":"mining.notify","params":[`...)
-	b = append(b, j.id...)
+	b = append(b, id...)
 	b = append(b, ',')
 	b = append(b, j.prevhash...)
 	b = append(b, ',', '"')
@@ -156,12 +165,9 @@ func (j *job) line(pad int, clean bool) []byte {
 	b = append(b, ',')
 	b = append(b, j.ntime...)
 	if clean {
-		b = append(b, ",true]}\n"...)
-	} else {
-		b = append(b, ",false]}\n"...)
+		return append(b, ",true]}\n"...)
 	}
-	j.lines[pad][c].Store(&b)
-	return b
+	return append(b, ",false]}\n"...)
 }
 
 // jobSet is an immutable snapshot of an upstream's recent jobs, newest last.
@@ -199,6 +205,20 @@ func (s *jobSet) find(id []byte) *job {
 		}
 	}
 	return nil
+}
+
+// holds reports whether j (or a copy of it sent again) is still in the
+// set: its pool has not made it stale.
+func (s *jobSet) holds(j *job) bool {
+	if s == nil {
+		return false
+	}
+	for _, o := range s.jobs {
+		if o.sameWork(j) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *jobSet) last() *job {

@@ -349,6 +349,7 @@ func (mc *minerConn) leaveUpstream() {
 	mc.hasWork = false
 	s.lastJob = nil
 	mc.jobDiffs = [len(mc.jobDiffs)]jobDiff{}
+	mc.aliases = [len(mc.aliases)]jobAlias{}
 	if mc.up != nil {
 		mc.up.lists[mc.loop.idx].remove(mc)
 		mc.up = nil
@@ -499,7 +500,9 @@ func (mc *minerConn) handleSubmit(m *codec.Message) {
 	}
 	var j *job
 	if mc.hasWork {
-		j = s.up.jobs.Load().find(jobID)
+		if j = s.up.jobs.Load().find(jobID); j == nil {
+			j = mc.aliasJob(jobID)
+		}
 	}
 	if j == nil {
 		mc.reject(seq, metrics.ReasonStale, codec.CodeJobNotFound, "job not found")

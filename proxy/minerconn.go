@@ -103,6 +103,8 @@ type minerConn struct {
 	checked    bool       // its shares are hashed at the proxy (per-miner difficulty)
 	jobDiffs   [8]jobDiff // difficulty each recent job was sent at, newest at jobDiffs[jdNext-1]
 	jdNext     int
+	aliases    [4]jobAlias // jobs resent to this miner under its own ids (retarget)
+	aliasSeq   uint64
 	suggestD   float64 // mining.suggest_difficulty, before its vardiff starts
 	minDiff    float64 // BIP310 minimum-difficulty
 	partial    int     // bytes of an incomplete line held in the inbound buffer

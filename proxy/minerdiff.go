@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"strconv"
 	"time"
 )
 
@@ -67,7 +69,10 @@ func (mc *minerConn) diffFor(j *job) float64 {
 
 // retarget sends the miner's new difficulty and, right behind it, its
 // current job again (clean=false), which is when cgminer-family firmware
-// applies it.
+// applies it. The job goes out under an id of this miner's own (the pool's
+// job id with a suffix): cpuminer starts new work only when the job id
+// changes, so under the same id it would keep mining at the old difficulty
+// until the pool's next job. Shares under the alias are the same pool job.
 func (mc *minerConn) retarget(d float64) {
 	if mc.state != stateMining || mc.mustRelay || mc.sess == nil {
 		return
@@ -80,7 +85,36 @@ func (mc *minerConn) retarget(d float64) {
 	l.dbuf = mc.dialect.appendDifficulty(l.dbuf[:0], d)
 	mc.setDifficulty(d, l.dbuf)
 	mc.sentJob(j, d)
-	mc.write(mc.dialect.jobLine(j, mc.sess.pad, false))
+	a := &mc.aliases[mc.aliasSeq%uint64(len(mc.aliases))]
+	mc.aliasSeq++
+	a.j = j
+	a.id = append(a.id[:0], j.id[:len(j.id)-1]...) // without its closing quote
+	a.id = append(a.id, '~')
+	a.id = strconv.AppendUint(a.id, mc.aliasSeq, 36)
+	a.id = append(a.id, '"')
+	l.wbuf = j.appendLine(l.wbuf[:0], a.id, mc.sess.pad, false)
+	mc.write(l.wbuf)
+}
+
+// jobAlias is a job sent to one miner under an id of its own (retarget).
+type jobAlias struct {
+	id []byte // raw JSON
+	j  *job
+}
+
+// aliasJob returns the job a miner's own job id stands for, while its pool
+// has not made the job stale.
+func (mc *minerConn) aliasJob(id []byte) *job {
+	for i := range mc.aliases {
+		a := &mc.aliases[i]
+		if a.j != nil && bytes.Equal(a.id, id) {
+			if mc.up != nil && mc.up.jobs.Load().holds(a.j) {
+				return a.j
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // suggestDifficulty follows mining.suggest_difficulty (Bitaxe sends 1000
