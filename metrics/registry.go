@@ -243,27 +243,30 @@ func (r *Registry) SessionsInGrace(delta int) {
 // Drop reasons the proxy declares: the `reason` label of proxy_miners_dropped_total. Each is
 // exposed from the start, at 0.
 const (
-	DropSlowReader       = "slow_reader"       // its output queue overflowed
-	DropLineTooLong      = "line_too_long"     // it sent a line over the codec's limit
-	DropHandshakeTimeout = "handshake_timeout" // it did not subscribe and authorize in time
-	DropIdleTimeout      = "idle_timeout"      // it sent nothing for too long
-	DropMaxConnections   = "max_connections"   // the proxy was full
-	DropBadInput         = "bad_input"         // it sent something that is not stratum
-	DropUnknownUser      = "unknown_user"      // it authorized with a name the proxy did not issue
-	DropRelayout         = "relayout"          // closed to make it re-subscribe with a new extranonce layout
-	DropShutdown         = "shutdown"          // the proxy stopped
-	DropMemoryLimit      = "memory_limit"      // its partial line did not fit the process's budget for partial lines
-	DropPoolLogin        = "pool_login_failed" // every pool of its account rejected the login
-	DropNoPool           = "no_pool"           // its account had no working pool for --upstream.give-up
-	DropPanic            = "panic"             // a handler panicked on its connection (see Registry.Panic)
-	DropAccountSwitch    = "account_switch"    // it switched accounts on one connection too often
+	DropSlowReader       = "slow_reader"        // its output queue overflowed
+	DropLineTooLong      = "line_too_long"      // it sent a line over the codec's limit
+	DropHandshakeTimeout = "handshake_timeout"  // it did not subscribe and authorize in time
+	DropIdleTimeout      = "idle_timeout"       // it sent nothing for too long
+	DropMaxConnections   = "max_connections"    // the proxy was full
+	DropBadInput         = "bad_input"          // it sent something that is not stratum
+	DropUnknownUser      = "unknown_user"       // it authorized with a name the proxy did not issue
+	DropRelayout         = "relayout"           // closed to make it re-subscribe with a new extranonce layout
+	DropShutdown         = "shutdown"           // the proxy stopped
+	DropMemoryLimit      = "memory_limit"       // its partial line did not fit the process's budget for partial lines
+	DropPoolLogin        = "pool_login_failed"  // every pool of its account rejected the login
+	DropNoPool           = "no_pool"            // its account had no working pool for --upstream.give-up
+	DropPanic            = "panic"              // a handler panicked on its connection (see Registry.Panic)
+	DropAccountSwitch    = "account_switch"     // it switched accounts on one connection too often
+	DropPerAddress       = "per_address"        // its address has --limits.per-address-connections open already
+	DropConnectionRate   = "connection_rate"    // its address opened connections faster than --limits.per-address-rate
+	DropRestoreFull      = "restore_table_full" // its detached session was evicted: --session.max-detached reached
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
 var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
-	DropNoPool, DropPanic, DropAccountSwitch,
+	DropNoPool, DropPanic, DropAccountSwitch, DropPerAddress, DropConnectionRate, DropRestoreFull,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are

@@ -118,6 +118,16 @@ type Config struct {
 	// switches (mining.authorize with a name of another account) on one
 	// connection; a faster switch is answered error 24. 0 means 5s.
 	AccountSwitchInterval time.Duration
+	// MaxConnsPerAddr caps live miner connections from one source address;
+	// 0 (the default) means no cap: farms put thousands of ASICs behind one
+	// NAT address.
+	MaxConnsPerAddr int
+	// ConnRatePerAddr caps new miner connections per second from one
+	// source address (bursts of twice that); 0 (the default) means no cap.
+	ConnRatePerAddr float64
+	// MaxDetached caps the sessions waiting in the restore table; past it
+	// the oldest detached session is forgotten at once. 0 means 200,000.
+	MaxDetached int
 	// DrainTimeout bounds how long Stop waits for the answers of shares in
 	// flight before closing every connection; 0 means 5s.
 	DrainTimeout time.Duration
@@ -193,6 +203,7 @@ func (c *Config) maxInflight() int         { return orInt(c.MaxInflight, 256) }
 func (c *Config) accountSwitchInterval() time.Duration {
 	return orDur(c.AccountSwitchInterval, 5*time.Second)
 }
+func (c *Config) maxDetached() int            { return orInt(c.MaxDetached, 200_000) }
 func (c *Config) drainTimeout() time.Duration { return orDur(c.DrainTimeout, 5*time.Second) }
 func (c *Config) maxPartialBytes() int64 {
 	if c.MaxPartialBytes > 0 {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -80,6 +81,7 @@ type minerConn struct {
 	loop    *loop
 	c       gnet.Conn
 	addr    string
+	ip      netip.Addr // counted in the per-address limits
 	log     zerolog.Logger
 	dialect minerDialect
 

@@ -57,6 +57,7 @@ type Server struct {
 	upMu sync.Mutex
 	ups  map[*upstream]struct{}
 
+	limits       *addrLimits // per-address caps; nil when off
 	conns        atomic.Int64
 	upSeq        atomic.Uint64
 	partialBytes atomic.Int64 // bytes of incomplete miner lines held, all connections
@@ -95,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		ups:      make(map[*upstream]struct{}),
 	}
 	s.sess.byID = make(map[string]*session)
+	s.limits = newAddrLimits(cfg.MaxConnsPerAddr, cfg.ConnRatePerAddr)
 	s.vdcfg = &vardiffConfig{Rate: cfg.VardiffRate, Start: cfg.VardiffStart, Interval: cfg.VardiffInterval, Floor: cfg.VardiffFloor}
 	s.checks = newCheckPool(runtime.GOMAXPROCS(0), 4096)
 	empty := []*loop{}
@@ -245,9 +247,14 @@ func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		s.met.Dropped(dropMaxConnections)
 		return codec.AppendError(nil, nullID, codec.CodeOther, "proxy full"), gnet.Close
 	}
-	s.conns.Add(1)
 	now := time.Now()
-	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), listIdx: -1, opened: now, lastLine: now, dialect: v1Miner{}}
+	ip := addrOf(c.RemoteAddr())
+	if reason := s.limits.admit(ip, now); reason != "" {
+		s.met.Dropped(reason)
+		return codec.AppendError(nil, nullID, codec.CodeOther, "too many connections from your address"), gnet.Close
+	}
+	s.conns.Add(1)
+	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), ip: ip, listIdx: -1, opened: now, lastLine: now, dialect: v1Miner{}}
 	mc.answers.maxPending = s.cfg.maxInflight()
 	mc.log = s.log.With().Str("miner", mc.addr).Logger()
 	mc.connIdx = len(l.conns)
@@ -335,6 +342,7 @@ func (s *Server) closeMiner(mc *minerConn) {
 	}
 	mc.setState(stateClosed)
 	mc.setPartial(0)
+	s.limits.release(mc.ip)
 	s.conns.Add(-1)
 	s.met.MinersConnected(-1)
 	if sess := mc.sess; sess != nil {
@@ -350,6 +358,7 @@ func (s *Server) OnTick() (time.Duration, gnet.Action) {
 		l.post(event{kind: evSweep})
 	}
 	s.expireSessions(now)
+	s.limits.sweep(now)
 	s.upMu.Lock()
 	for up := range s.ups {
 		up.loop.post(event{kind: evUpTick, up: up})

@@ -119,7 +119,35 @@ func (s *Server) detach(sess *session) {
 	sess.graceSeq = t.seq
 	t.queue = append(t.queue, graceEntry{s: sess, seq: t.seq, until: time.Now().Add(s.cfg.sessionGrace())})
 	t.grace++
+	// Past the cap the oldest detached sessions go at once, so churn
+	// cannot grow the table (and the upstreams it keeps) without bound.
+	var evicted []*session
+	for t.grace > s.cfg.maxDetached() && t.head < len(t.queue) {
+		if e := t.popLocked(); e != nil {
+			evicted = append(evicted, e)
+		}
+	}
 	t.mu.Unlock()
+	for _, e := range evicted {
+		s.met.SessionsInGrace(-1)
+		s.met.Dropped(metrics.DropRestoreFull)
+		s.forget(e)
+	}
+}
+
+// popLocked takes the oldest grace entry; it returns its session when the
+// entry still held it detached (and forgets it in the table), nil for an
+// entry a restore made stale.
+func (t *sessionTable) popLocked() *session {
+	e := t.queue[t.head]
+	t.queue[t.head] = graceEntry{}
+	t.head++
+	if e.s.mc == nil && e.s.graceSeq == e.seq {
+		delete(t.byID, e.s.id)
+		t.grace--
+		return e.s
+	}
+	return nil
 }
 
 // restore hands a detached session to mc, or returns nil when sid is
@@ -145,17 +173,9 @@ func (s *Server) expireSessions(now time.Time) {
 	var gone []*session
 	t := &s.sess
 	t.mu.Lock()
-	for t.head < len(t.queue) {
-		e := t.queue[t.head]
-		if now.Before(e.until) {
-			break
-		}
-		t.queue[t.head] = graceEntry{}
-		t.head++
-		if e.s.mc == nil && e.s.graceSeq == e.seq {
-			delete(t.byID, e.s.id)
-			t.grace--
-			gone = append(gone, e.s)
+	for t.head < len(t.queue) && !now.Before(t.queue[t.head].until) {
+		if e := t.popLocked(); e != nil {
+			gone = append(gone, e)
 		}
 	}
 	if t.head > 1024 && t.head*2 > len(t.queue) {
