@@ -144,6 +144,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	fs.Int64Var(&p.MaxPartialBytes, "limits.max-partial-bytes", 64<<20, "bytes of incomplete lines held for all miners of the process")
 	fs.DurationVar(&p.AccountSwitchInterval, "limits.account-switch-interval", 5*time.Second, "shortest time between two account switches on one miner connection")
 	fs.DurationVar(&p.DrainTimeout, "shutdown.drain-timeout", defaultDrainTimeout, "on SIGINT/SIGTERM, how long to wait for the pool's answers to shares in flight")
+	fs.Int64Var(&p.MaxOutboundTotal, "limits.max-outbound-total", 1<<30, "bytes of output queued to all miners that do not read; past it the miner whose write passed it is dropped")
 	fs.IntVar(&p.MaxConnsPerAddr, "limits.per-address-connections", 0, "miner connections from one source address (0: no cap; farms put many ASICs behind one NAT address)")
 	fs.Float64Var(&p.ConnRatePerAddr, "limits.per-address-rate", 0, "new miner connections per second from one source address, bursts of twice it (0: no cap)")
 	fs.IntVar(&p.MaxDetached, "session.max-detached", 200_000, "sessions waiting for restore; past it the oldest is forgotten")

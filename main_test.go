@@ -443,6 +443,7 @@ func TestUpstreamLimitDrainFlags(t *testing.T) {
 		{"limits.max-partial-bytes", func(c *proxy.Config) any { return c.MaxPartialBytes }, int64(64 << 20), "1048576", "2097152", int64(1 << 20), int64(2 << 20)},
 		{"limits.account-switch-interval", func(c *proxy.Config) any { return c.AccountSwitchInterval }, 5 * time.Second, "1s", "10s", time.Second, 10 * time.Second},
 		{"shutdown.drain-timeout", func(c *proxy.Config) any { return c.DrainTimeout }, 5 * time.Second, "20s", "30s", 20 * time.Second, 30 * time.Second},
+		{"limits.max-outbound-total", func(c *proxy.Config) any { return c.MaxOutboundTotal }, int64(1 << 30), "65536", "131072", int64(65536), int64(131072)},
 		{"limits.per-address-connections", func(c *proxy.Config) any { return c.MaxConnsPerAddr }, 0, "100", "200", 100, 200},
 		{"limits.per-address-rate", func(c *proxy.Config) any { return c.ConnRatePerAddr }, 0.0, "5", "2.5", 5.0, 2.5},
 		{"session.max-detached", func(c *proxy.Config) any { return c.MaxDetached }, 200_000, "1000", "5000", 1000, 5000},

@@ -260,6 +260,7 @@ const (
 	DropPerAddress       = "per_address"        // its address has --limits.per-address-connections open already
 	DropConnectionRate   = "connection_rate"    // its address opened connections faster than --limits.per-address-rate
 	DropRestoreFull      = "restore_table_full" // its detached session was evicted: --session.max-detached reached
+	DropOutputMemory     = "output_memory"      // output queued to all miners passed --limits.max-outbound-total
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
@@ -267,6 +268,7 @@ var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
 	DropNoPool, DropPanic, DropAccountSwitch, DropPerAddress, DropConnectionRate, DropRestoreFull,
+	DropOutputMemory,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are

@@ -118,6 +118,10 @@ type Config struct {
 	// switches (mining.authorize with a name of another account) on one
 	// connection; a faster switch is answered error 24. 0 means 5s.
 	AccountSwitchInterval time.Duration
+	// MaxOutboundTotal caps the output queued to all miners of the process
+	// that do not read; past it the miner whose write passed it is dropped
+	// (reason output_memory). 0 means 1 GiB.
+	MaxOutboundTotal int64
 	// MaxConnsPerAddr caps live miner connections from one source address;
 	// 0 (the default) means no cap: farms put thousands of ASICs behind one
 	// NAT address.
@@ -202,6 +206,12 @@ func (c *Config) maxPoolQueue() int        { return orInt(c.MaxPoolQueue, 1<<20)
 func (c *Config) maxInflight() int         { return orInt(c.MaxInflight, 256) }
 func (c *Config) accountSwitchInterval() time.Duration {
 	return orDur(c.AccountSwitchInterval, 5*time.Second)
+}
+func (c *Config) maxOutboundTotal() int64 {
+	if c.MaxOutboundTotal > 0 {
+		return c.MaxOutboundTotal
+	}
+	return 1 << 30
 }
 func (c *Config) maxDetached() int            { return orInt(c.MaxDetached, 200_000) }
 func (c *Config) drainTimeout() time.Duration { return orDur(c.DrainTimeout, 5*time.Second) }

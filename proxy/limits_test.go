@@ -134,3 +134,40 @@ func TestRestoreTableCap(t *testing.T) {
 	}
 	mineOne(t, kept)
 }
+
+// --limits.max-outbound-total: output queued to miners that do not read is
+// bounded for the whole process, below the per-miner limit times the
+// miners: past it the miner whose write passed it is dropped (reason
+// output_memory) and a miner that reads mines on.
+func TestOutputMemoryBudget(t *testing.T) {
+	cfg := fastCfg()
+	cfg.MaxOutbound = 1 << 20 // per miner: not the limit this test reaches
+	cfg.MaxOutboundTotal = 64 << 10
+	h := newHarness(t, cfg)
+	p := h.pool(poolsim.Config{})
+	name := h.user(p.Addr())
+	good := h.dial(miner.Config{User: name, Password: "x"})
+	for i := 0; i < 2; i++ {
+		c := dialFrom(t, h, "127.0.0.1")
+		_ = c.(*net.TCPConn).SetReadBuffer(4096)
+		_, _ = c.Write([]byte(`{"id":1,"method":"mining.subscribe","params":["never-reads"]}` + "\n" +
+			`{"id":2,"method":"mining.authorize","params":["` + name + `","x"]}` + "\n"))
+	}
+	waitFor(t, "three miners", func() bool { return h.srv.Stats().Miners == 3 })
+	deadline := time.Now().Add(20 * time.Second)
+	for h.srv.Stats().Miners == 3 && time.Now().Before(deadline) {
+		for i := 0; i < 200; i++ {
+			p.Notify(false)
+		}
+		time.Sleep(10 * time.Millisecond) // pacing of the load, not a synchronisation
+	}
+	if v, _ := msValue(h, "proxy_miners_dropped_total", "reason", "output_memory"); v < 1 {
+		t.Fatalf("no miner dropped for the output budget (miners %d)", h.srv.Stats().Miners)
+	}
+	if v, _ := msValue(h, "proxy_miners_dropped_total", "reason", "slow_reader"); v != 0 {
+		t.Fatalf("%v slow_reader drops: the per-miner limit was reached first", v)
+	}
+	p.Notify(true)
+	waitJob(t, good, "the clean job after the storm", func(j *miner.Job) bool { return j.Clean })
+	mineOne(t, good)
+}

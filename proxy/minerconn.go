@@ -110,6 +110,7 @@ type minerConn struct {
 	suggestD   float64 // mining.suggest_difficulty, before its vardiff starts
 	minDiff    float64 // BIP310 minimum-difficulty
 	partial    int     // bytes of an incomplete line held in the inbound buffer
+	outbound   int     // unread output counted in Server.outbound
 	badLines   int
 	lastSwitch time.Time // last move to another account
 	hasWork    bool      // sent a job of its current upstream connection
@@ -142,9 +143,25 @@ func (mc *minerConn) write(b []byte) {
 		return
 	}
 	_, _ = mc.c.Write(b)
-	if mc.c.OutboundBuffered() > mc.srv.cfg.maxOutbound() {
+	n := mc.c.OutboundBuffered()
+	if n > mc.srv.cfg.maxOutbound() {
 		mc.drop(dropSlowReader)
+		return
 	}
+	if n != mc.outbound && !mc.noteOutbound(n) {
+		mc.log.Info().Int("queued", n).Msg("output memory budget of the process exhausted; dropping a miner that does not read")
+		mc.drop(metrics.DropOutputMemory)
+	}
+}
+
+// noteOutbound records the bytes queued to this miner in the process-wide
+// total; it reports false when the total passed MaxOutboundTotal. The
+// total counts unread output as of each miner's last write or sweep (gnet
+// tells no one when a socket drains), so it errs high between sweeps.
+func (mc *minerConn) noteOutbound(n int) bool {
+	total := mc.srv.outbound.Add(int64(n - mc.outbound))
+	mc.outbound = n
+	return n == 0 || total <= mc.srv.cfg.maxOutboundTotal()
 }
 
 func (mc *minerConn) drop(reason string) {
@@ -297,6 +314,9 @@ func (l *loop) sweep() {
 	now := time.Now()
 	cfg := &l.srv.cfg
 	for _, mc := range l.conns {
+		if mc.outbound != 0 && !mc.ending() {
+			mc.noteOutbound(mc.c.OutboundBuffered()) // drained since the last write
+		}
 		switch {
 		case mc.ending():
 		case mc.state < stateAuthorizing && mc.up == nil && now.Sub(mc.opened) > cfg.handshakeTimeout():

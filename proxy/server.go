@@ -61,6 +61,7 @@ type Server struct {
 	conns        atomic.Int64
 	upSeq        atomic.Uint64
 	partialBytes atomic.Int64 // bytes of incomplete miner lines held, all connections
+	outbound     atomic.Int64 // bytes of output queued to miners, all connections (see noteOutbound)
 	draining     atomic.Bool  // Stop was called: no new miners
 }
 
@@ -342,6 +343,7 @@ func (s *Server) closeMiner(mc *minerConn) {
 	}
 	mc.setState(stateClosed)
 	mc.setPartial(0)
+	mc.noteOutbound(0)
 	s.limits.release(mc.ip)
 	s.conns.Add(-1)
 	s.met.MinersConnected(-1)
