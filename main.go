@@ -54,6 +54,7 @@ type options struct {
 	stratumAddr string
 	webAddr     string
 	webToken    string
+	regRate     float64
 	dbPath      string
 	metricsTag  string
 	workerLabel string
@@ -145,6 +146,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	fs.DurationVar(&p.AccountSwitchInterval, "limits.account-switch-interval", 5*time.Second, "shortest time between two account switches on one miner connection")
 	fs.DurationVar(&p.DrainTimeout, "shutdown.drain-timeout", defaultDrainTimeout, "on SIGINT/SIGTERM, how long to wait for the pool's answers to shares in flight")
 	fs.Int64Var(&p.MaxOutboundTotal, "limits.max-outbound-total", 1<<30, "bytes of output queued to all miners that do not read; past it the miner whose write passed it is dropped")
+	fs.Float64Var(&o.regRate, "web.register-rate", 120, "registrations per minute from one client address, bursts of the same (0: no cap); past it: 429")
 	fs.IntVar(&p.MaxConnsPerAddr, "limits.per-address-connections", 0, "miner connections from one source address (0: no cap; farms put many ASICs behind one NAT address)")
 	fs.Float64Var(&p.ConnRatePerAddr, "limits.per-address-rate", 0, "new miner connections per second from one source address, bursts of twice it (0: no cap)")
 	fs.IntVar(&p.MaxDetached, "session.max-detached", 200_000, "sessions waiting for restore; past it the oldest is forgotten")
@@ -276,6 +278,10 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 		Metrics:   reg.WritePrometheus,
 		Log:       log,
 		AuthToken: o.webToken,
+		// Registrations past the rate are counted with the proxy's other
+		// refusals, so one alert covers hostile load.
+		RegisterRate:  o.regRate,
+		OnRateLimited: func() { reg.Dropped(metrics.DropRegistrationRate) },
 	})
 	ln, err := net.Listen("tcp", o.webAddr)
 	if err != nil {

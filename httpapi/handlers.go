@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -220,6 +221,14 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 
 // register handles POST and PUT /api/v1/users.
 func (s *Server) register(ctx *fasthttp.RequestCtx) {
+	if ip, _ := netip.AddrFromSlice(ctx.RemoteIP()); !s.regLimit.allow(ip.Unmap(), time.Now()) {
+		if s.cfg.OnRateLimited != nil {
+			s.cfg.OnRateLimited()
+		}
+		ctx.Response.Header.Set("Retry-After", "60")
+		s.apiError(ctx, fasthttp.StatusTooManyRequests, "too many registrations from your address; try again in a minute")
+		return
+	}
 	if ct := string(ctx.Request.Header.ContentType()); !jsonish(ct) {
 		s.apiError(ctx, fasthttp.StatusUnsupportedMediaType, fmt.Sprintf("content type %q: send a JSON object (application/json)", ct))
 		return

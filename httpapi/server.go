@@ -61,6 +61,12 @@ type Config struct {
 	// Health is the readiness check of /healthz: nil error means ready.
 	// Nil means always ready.
 	Health func() error
+	// RegisterRate caps registrations per client address, per minute
+	// (bursts of the same); past it a registration gets 429. 0 means no cap.
+	RegisterRate float64
+	// OnRateLimited, if set, is called for each registration refused by
+	// RegisterRate (the proxy counts it in proxy_miners_dropped_total).
+	OnRateLimited func()
 }
 
 func (c *Config) addr() string {
@@ -81,10 +87,11 @@ func (c *Config) maxBodySize() int {
 // for concurrent use; Serve may be called once.
 type Server struct {
 	// Static after New.
-	cfg     Config
-	log     zerolog.Logger
-	maxBody int
-	srv     *fasthttp.Server
+	cfg      Config
+	log      zerolog.Logger
+	maxBody  int
+	regLimit *rateLimit // nil: no cap
+	srv      *fasthttp.Server
 
 	mu       sync.Mutex // guards shutdown
 	shutdown bool
@@ -97,9 +104,10 @@ func New(cfg Config) *Server {
 		panic("httpapi: Config.Store is required")
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Log.With().Str("component", "httpapi").Logger(),
-		maxBody: cfg.maxBodySize(),
+		cfg:      cfg,
+		log:      cfg.Log.With().Str("component", "httpapi").Logger(),
+		maxBody:  cfg.maxBodySize(),
+		regLimit: newRateLimit(cfg.RegisterRate),
 	}
 	s.srv = &fasthttp.Server{
 		Name:                         "stratum-proxy",

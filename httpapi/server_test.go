@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -714,4 +715,30 @@ func TestNewWithoutStorePanics(t *testing.T) {
 		}
 	}()
 	New(Config{})
+}
+
+// RegisterRate caps registrations per client address: past the burst a
+// registration gets 429 with Retry-After, nothing is stored, OnRateLimited
+// counts it, and listings are not limited.
+func TestRegisterRateLimit(t *testing.T) {
+	var limited atomic.Int64
+	ts := start(t, func(c *Config) {
+		c.RegisterRate = 3
+		c.OnRateLimited = func() { limited.Add(1) }
+	})
+	for i := 0; i < 3; i++ {
+		if a := ts.post(t, body(testPool, fmt.Sprintf("rate.rig%d", i), pwPrimary)); a.status != http.StatusCreated {
+			t.Fatalf("registration %d of the burst: %d %s", i+1, a.status, a.body)
+		}
+	}
+	a := ts.post(t, body(testPool, "rate.rig3", pwPrimary))
+	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" || reg(t, a).Error == "" {
+		t.Fatalf("registration past the rate: %d %s; want 429 with Retry-After and an error", a.status, a.body)
+	}
+	if limited.Load() != 1 {
+		t.Fatalf("OnRateLimited called %d times, want 1", limited.Load())
+	}
+	if a := ts.do(t, http.MethodGet, "/api/v1/users", nil); a.status != http.StatusOK || strings.Contains(a.body, "rate.rig3") {
+		t.Fatalf("listing after the refusal: %d %s", a.status, a.body)
+	}
 }

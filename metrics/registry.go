@@ -261,6 +261,7 @@ const (
 	DropConnectionRate   = "connection_rate"    // its address opened connections faster than --limits.per-address-rate
 	DropRestoreFull      = "restore_table_full" // its detached session was evicted: --session.max-detached reached
 	DropOutputMemory     = "output_memory"      // output queued to all miners passed --limits.max-outbound-total
+	DropRegistrationRate = "registration_rate"  // an API client registered names faster than --web.register-rate
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
@@ -268,7 +269,7 @@ var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
 	DropNoPool, DropPanic, DropAccountSwitch, DropPerAddress, DropConnectionRate, DropRestoreFull,
-	DropOutputMemory,
+	DropOutputMemory, DropRegistrationRate,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are
