@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,6 +114,10 @@ func startProxy(t *testing.T, db string, extra ...string) *proxyProc {
 	}
 	p := &proxyProc{web: web, cmd: cmd, logs: logs}
 	t.Cleanup(func() {
+		if cmd.ProcessState != nil { // the test stopped and waited for it
+			pw.Close()
+			return
+		}
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -535,5 +540,72 @@ func TestBinaryBusyStratumPort(t *testing.T) {
 	want := "stratum-proxy: proxy: listen " + addr + ": address already in use\n"
 	if code != 1 || !strings.HasSuffix(errOut, want) {
 		t.Errorf("busy stratum port: exit %d, stderr:\n%s\nwant exit 1 ending in %q", code, errOut, want)
+	}
+}
+
+// TestBinarySIGTERMDrainsShares: SIGTERM with shares in flight to a slow
+// pool: the binary waits for the pool's answers, every miner hears its
+// share accepted, and the process exits 0 (before: 75 in flight, 0
+// answered, exit in 0.52 s).
+func TestBinarySIGTERMDrainsShares(t *testing.T) {
+	pool, err := poolsim.Start(poolsim.Config{Difficulty: 1e-6, ShareDelay: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	db := filepath.Join(t.TempDir(), "proxy.db")
+	runCLI(t, db, "pool", "add", pool.Addr(), "sha256")
+	p := startProxy(t, db, "--shutdown.drain-timeout", "10s")
+	code, ans := p.post(t, fmt.Sprintf(`{"pool":%q,"user":"acct","password":"x"}`, pool.Addr()))
+	if code != http.StatusCreated {
+		t.Fatalf("register: %d %v", code, ans)
+	}
+	const n = 5
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type result struct {
+		ok  bool
+		err error
+	}
+	results := make(chan result, n)
+	for i := 0; i < n; i++ {
+		m, err := miner.Dial(miner.Config{Addr: p.stratum, User: fmt.Sprintf("%s.rig%d", ans["name"], i), Password: "x", Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		sh, err := m.Mine(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			ok, _, _, err := m.Submit(ctx, sh)
+			results <- result{ok, err}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pool.Stats().Submits < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling the pool, which holds the answers for 1 s
+	}
+	if pool.Stats().Submits < n {
+		t.Fatalf("only %d of %d shares reached the pool", pool.Stats().Submits, n)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if r := <-results; !r.ok || r.err != nil {
+			t.Errorf("a share in flight at SIGTERM: ok=%v err=%v, want accepted", r.ok, r.err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the proxy did not exit after SIGTERM")
 	}
 }
