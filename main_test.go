@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -608,4 +609,74 @@ func TestBinarySIGTERMDrainsShares(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the proxy did not exit after SIGTERM")
 	}
+}
+
+// TestBinaryKillDuringRegistrations: kill -9 the binary at a random moment
+// of a registration loop, ten times; after each restart on the same
+// database every name that was answered 201 still resolves, with its pool.
+func TestBinaryKillDuringRegistrations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("ten kill -9 rounds: skipped in -short")
+	}
+	db := filepath.Join(t.TempDir(), "proxy.db")
+	const pool = "127.0.0.1:3333"
+	runCLI(t, db, "pool", "add", pool, "sha256")
+	var names []string
+	seq := 0
+	for round := 0; round < 10; round++ {
+		p := startProxy(t, db)
+		stop := make(chan struct{})
+		got := make(chan []string, 1)
+		go func() {
+			var ok []string
+			client := &http.Client{Timeout: 2 * time.Second}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					got <- ok
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"pool":%q,"user":"kill%d.r%d","password":"x"}`, pool, seq+i, round)
+				resp, err := client.Post("http://"+p.web+"/api/v1/users", "application/json", strings.NewReader(body))
+				if err != nil {
+					continue // the kill landed: keep going until told to stop
+				}
+				var ans map[string]string
+				_ = json.NewDecoder(resp.Body).Decode(&ans)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					ok = append(ok, ans["name"])
+				}
+			}
+		}()
+		time.Sleep(time.Duration(20+rand.IntN(180)) * time.Millisecond) // the random moment: the scenario, not a synchronisation
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = p.cmd.Wait()
+		close(stop)
+		names = append(names, <-got...)
+		seq += 1000
+
+		// Restart on the same file: every acknowledged name is there.
+		q := startProxy(t, db)
+		for _, name := range names {
+			resp, err := http.Get("http://" + q.web + "/api/v1/users/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), pool) {
+				t.Fatalf("round %d: %s was answered 201 before kill -9, now %d %s", round, name, resp.StatusCode, b)
+			}
+		}
+		_ = q.cmd.Process.Signal(os.Interrupt)
+		_ = q.cmd.Wait()
+	}
+	if len(names) == 0 {
+		t.Fatal("no registration was acknowledged in ten rounds")
+	}
+	t.Logf("%d acknowledged registrations survived 10 kill -9 rounds", len(names))
 }
