@@ -141,7 +141,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	fs.DurationVar(&p.Keepalive, "upstream.keepalive", 90*time.Second, "resend the current job to miners of a pool that sent no new job this long")
 	fs.DurationVar(&p.AuthorizeWait, "upstream.authorize-wait", 10*time.Second, "how long a miner's authorize waits for its pool to log in before it is answered")
 	fs.IntVar(&p.MaxPoolQueue, "limits.max-pool-queue", 1<<20, "bytes of shares queued to a pool connection that does not read; past it shares get error 20")
-	fs.IntVar(&p.MaxInflight, "limits.max-inflight", 256, "shares of one miner sent to the pool and not yet answered; past it shares get error 20")
+	fs.IntVar(&p.MaxInflight, "limits.max-inflight", 256, "shares of one miner not yet answered (answers keep submit order); past it shares get error 20")
 	fs.Int64Var(&p.MaxPartialBytes, "limits.max-partial-bytes", 64<<20, "bytes of incomplete lines held for all miners of the process")
 	fs.DurationVar(&p.AccountSwitchInterval, "limits.account-switch-interval", 5*time.Second, "shortest time between two account switches on one miner connection")
 	fs.DurationVar(&p.DrainTimeout, "shutdown.drain-timeout", defaultDrainTimeout, "on SIGINT/SIGTERM, how long to wait for the pool's answers to shares in flight")

@@ -107,8 +107,9 @@ type Config struct {
 	// is not reading; past it shares are answered error 20 at once. 0 means
 	// 1 MiB.
 	MaxPoolQueue int
-	// MaxInflight caps one miner's shares sent upstream and not yet
-	// answered; past it shares are answered error 20 at once. 0 means 256.
+	// MaxInflight caps one miner's shares not yet answered (waiting for the
+	// pool, a scrypt check or an earlier share's answer: answers keep submit
+	// order); past it shares are answered error 20 at once. 0 means 256.
 	MaxInflight int
 	// MaxPartialBytes caps the bytes of incomplete lines held for all miners
 	// of the process; a miner whose partial line would pass it is dropped.

@@ -600,6 +600,10 @@ func TestPoolTimeout(t *testing.T) {
 	if !strings.Contains(buf.String(), `reason="pool_timeout"} 1`) {
 		t.Fatalf("timeout not counted:\n%s", grep(buf.String(), "rejected"))
 	}
+	// The pool's side adds up: the share sent upstream is counted rejected.
+	if v, _ := msValue(h, "proxy_worker_upstream_rejected_total", "reason", "pool_timeout"); v != 1 {
+		t.Fatalf("proxy_worker_upstream_rejected_total{reason=pool_timeout} = %v, want 1", v)
+	}
 }
 
 func TestMaxConnections(t *testing.T) {

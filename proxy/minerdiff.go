@@ -49,13 +49,13 @@ func (mc *minerConn) sentJob(j *job, d float64) {
 }
 
 // diffFor returns the difficulty a share of j is checked and credited at:
-// the lowest j was sent at (a job resent after a retarget keeps its id, and
-// shares mined before the change must not be lost), or the current one for
-// a job the miner was not sent (it cannot have mined it).
+// the lowest j (or a copy of it sent again, after a retarget or a keepalive)
+// was sent at, since shares mined before a change still arrive after it;
+// or the current one for a job the miner was not sent.
 func (mc *minerConn) diffFor(j *job) float64 {
 	d := 0.0
 	for i := range mc.jobDiffs {
-		if e := &mc.jobDiffs[i]; e.j == j || (e.j != nil && e.j.sameWork(j)) {
+		if e := &mc.jobDiffs[i]; e.j != nil && e.j.sameWork(j) {
 			if d == 0 || e.d < d {
 				d = e.d
 			}

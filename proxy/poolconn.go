@@ -92,9 +92,7 @@ func (up *upstream) startDial() {
 	if !up.setState(upDialing) {
 		return
 	}
-	t := up.acct.targets[up.target]
-	up.dialing = t.Pool
-	go up.dial(t.Pool)
+	go up.dial(up.acct.targets[up.target].Pool)
 }
 
 // dial connects and enrolls the socket on up.loop, or reports the failure
@@ -119,30 +117,24 @@ func (up *upstream) dial(addr string) {
 // onOpen runs on up.loop when the socket is enrolled: start the login. It
 // returns gnet.Close when the upstream was closed while dialling.
 func (up *upstream) onOpen(c gnet.Conn) gnet.Action {
-	if up.closedState() {
+	if !up.setState(upHandshake) {
 		return gnet.Close // never counted: onClose sees connected == false
 	}
 	up.conn = c
 	up.connected = true
 	up.srv.met.UpstreamsConnected(1)
-	now := time.Now()
-	up.openedAt = now
-	up.deadline = now.Add(up.srv.cfg.poolHandshakeTimeout())
+	up.deadline = time.Now().Add(up.srv.cfg.poolHandshakeTimeout())
 	up.ending, up.subscribedOK = endNone, false
 	up.leaveAt = time.Time{}
 	up.closeReq = false
 	up.newGeneration()
 	t := &up.acct.targets[up.target]
 	up.mu.Lock()
-	if up.state != upClosed {
-		up.state = upHandshake
-	}
 	up.mask = 0 // a mask granted by an earlier pool does not carry over
 	up.diff = 1 // nor its difficulty: 1 until this pool sets one (stratum's default)
 	up.user = t.User
 	up.pool = t.Pool
 	up.mu.Unlock()
-	up.ready.Store(false)
 	up.configured = up.wantVR.Load() && !up.srv.noConfigure(t.Pool)
 	up.wbuf = up.dialect.hello(up.wbuf[:0], t, up.srv.cfg.userAgent(), up.configured)
 	_, _ = c.Write(up.wbuf)
@@ -205,6 +197,7 @@ func (up *upstream) onClose(err error) {
 	closed := up.state == upClosed
 	up.mu.Unlock()
 	for _, p := range failed {
+		p.worker.PoolRejected(metrics.ReasonPoolError) // its answer will never come
 		up.answer(p, false, codec.CodeOther, "pool connection lost", metrics.ReasonPoolError)
 	}
 	if closed || up.srv.ctx.Err() != nil {
@@ -263,7 +256,10 @@ func errOr(err error, outcome string) error {
 
 // onDialFailed runs on up.loop when a connect failed.
 func (up *upstream) onDialFailed(msg string) {
-	if up.closedState() {
+	up.mu.Lock()
+	closed := up.state == upClosed
+	up.mu.Unlock()
+	if closed {
 		return
 	}
 	up.failedAttempt(up.acct.targets[up.target].Pool, metrics.AttemptConnectFailed, errors.New(msg))
@@ -507,12 +503,6 @@ func (up *upstream) onProbeDone(ok bool) {
 	up.target, up.tried, up.backoff = 0, 0, 0
 	up.ending = endFailback
 	up.closeConn()
-}
-
-func (up *upstream) closedState() bool {
-	up.mu.Lock()
-	defer up.mu.Unlock()
-	return up.state == upClosed
 }
 
 // noConfigure reports whether pool closed connections on mining.configure.

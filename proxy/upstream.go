@@ -70,7 +70,6 @@ type upstream struct {
 
 	// Owned by up.loop: the connection manager's state.
 	conn         gnet.Conn
-	dialing      string   // address being dialled
 	connected    bool     // counted in proxy_upstreams_connected
 	loggedIn     bool     // counted in proxy_pool_up
 	closeReq     bool     // stop parsing; OnTraffic returns gnet.Close
@@ -84,7 +83,6 @@ type upstream struct {
 	tried        int    // failed attempts in this round
 	roundRefused int    // of which refused logins
 	backoff      time.Duration
-	openedAt     time.Time
 	readyAt      time.Time
 	deadline     time.Time // login deadline
 	leaveAt      time.Time // client.reconnect's wait ends
@@ -563,14 +561,9 @@ func (up *upstream) expirePending(now time.Time) {
 	}
 	up.mu.Unlock()
 	for _, p := range late {
+		p.worker.PoolRejected(metrics.ReasonPoolTimeout) // the pool's side adds up: sent = accepted + rejected
 		up.answer(p, false, codec.CodeOther, "pool timeout", metrics.ReasonPoolTimeout)
 	}
-}
-
-func (up *upstream) pendingCount() int {
-	up.mu.Lock()
-	defer up.mu.Unlock()
-	return len(up.pending)
 }
 
 // Fan-out handlers: each runs on loop l over l's members of up.
