@@ -262,6 +262,7 @@ const (
 	DropRestoreFull      = "restore_table_full" // its detached session was evicted: --session.max-detached reached
 	DropOutputMemory     = "output_memory"      // output queued to all miners passed --limits.max-outbound-total
 	DropRegistrationRate = "registration_rate"  // an API client registered names faster than --web.register-rate
+	DropDialect          = "dialect_mismatch"   // its dialect is not one its account's algorithm speaks
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
@@ -269,7 +270,7 @@ var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
 	DropNoPool, DropPanic, DropAccountSwitch, DropPerAddress, DropConnectionRate, DropRestoreFull,
-	DropOutputMemory, DropRegistrationRate,
+	DropOutputMemory, DropRegistrationRate, DropDialect,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are

@@ -13,8 +13,9 @@ type account struct {
 	srv     *Server
 	name    string
 	targets []store.Account // primary first, then backups in order
-	mode    string
-	algo    string   // algorithm of the primary pool, the `hash` label
+	mode     string
+	algo     string   // algorithm of the primary pool, the `hash` label
+	dialects []string // the dialects its algorithm speaks
 	divider float64  // its hashrate divider
 	checked bool     // its shares are hashed at the proxy: per-miner difficulty
 	hash    hashAlgo // how, when checked
@@ -39,8 +40,12 @@ func (s *Server) account(u store.User) *account {
 			a.mode = p.Mode
 		}
 		a.algo = p.Algorithm
-		if al, ok := s.cfg.Store.Algorithm(p.Algorithm); ok && al.Divider > 0 {
-			a.divider = al.Divider
+		if al, ok := s.cfg.Store.Algorithm(p.Algorithm); ok {
+			if al.Divider > 0 {
+				a.divider = al.Divider
+			}
+			a.algo = al.Name
+			a.dialects = al.Dialects
 		}
 	}
 	a.hash, a.checked = checkAlgo(a.algo)
@@ -49,27 +54,37 @@ func (s *Server) account(u store.User) *account {
 	return a
 }
 
+// joinReq says what upstream a miner needs.
+type joinReq struct {
+	proto  proto
+	solo   bool   // an upstream of its own (passthrough)
+	wantVR bool   // it asked for version rolling: the login asks the pool
+	hello  []byte // relay: the miner's subscribe params; cryptonote: its algo list
+	worker string // ETHProxy: the worker name of the login
+}
+
 // join attaches the session s (owned by the calling loop l) to an upstream
-// with room for it, opening a new upstream on l when none has. wantVR
-// says the miner asked for version rolling, so the upstream's login asks
-// the pool for it.
-func (a *account) join(s *session, l *loop, wantVR bool) *upstream {
+// of the wanted protocol with room for it, opening a new upstream on l
+// when none has.
+func (a *account) join(s *session, l *loop, r joinReq) *upstream {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.dead {
 		return nil // the caller looks the account up again
 	}
-	for _, up := range a.ups {
-		if up.tryJoin(s) {
-			if wantVR {
-				up.askVersionRolling()
+	if !r.solo {
+		for _, up := range a.ups {
+			if up.proto == r.proto && !up.passthr && up.tryJoin(s) {
+				if r.wantVR {
+					up.askVersionRolling()
+				}
+				return up
 			}
-			return up
 		}
 	}
-	up := newUpstream(a, l, a.srv.upSeq.Add(1))
+	up := newUpstream(a, l, a.srv.upSeq.Add(1), r)
 	up.tryJoin(s) // a new upstream always has room
-	up.wantVR.Store(wantVR)
+	up.wantVR.Store(r.wantVR)
 	a.ups = append(a.ups, up)
 	a.srv.rememberUpstream(up)
 	l.post(event{kind: evPoolRedial, up: up})

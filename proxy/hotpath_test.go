@@ -58,7 +58,7 @@ func newHotPath(tb testing.TB, miners int) *hotPath {
 	srv.loopList.Store(&[]*loop{l})
 	a := &account{srv: srv, name: "bench", mode: ModeSplit, algo: "sha256", divider: 1,
 		targets: []store.Account{{Pool: "127.0.0.1:1", User: "acct", Password: "x"}}}
-	up := newUpstream(a, l, 1)
+	up := newUpstream(a, l, 1, joinReq{})
 	pool := &fakeConn{}
 	up.conn = pool
 	up.state, up.n, up.en1, up.diff = upReady, 8, []byte("60d1006b"), 1

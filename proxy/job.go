@@ -34,6 +34,7 @@ type job struct {
 	coinb1, coinb2, en1                       []byte
 
 	check *jobCheck // share checking state, shared by resent copies
+	alt   *altWork  // the work of a dialect other than stratum v1
 
 	mu    sync.Mutex                            // serializes encoding only
 	lines [maxPad + 1][2]atomic.Pointer[[]byte] // [pad][clean] -> notify line
@@ -111,8 +112,28 @@ func (j *job) resent(diff float64, clean bool, now time.Time) *job {
 	return &job{
 		id: j.id, poolID: j.poolID, diff: diff, clean: clean, received: now,
 		prevhash: j.prevhash, branches: j.branches, version: j.version, nbits: j.nbits, ntime: j.ntime,
-		coinb1: j.coinb1, coinb2: j.coinb2, en1: j.en1, check: j.check,
+		coinb1: j.coinb1, coinb2: j.coinb2, en1: j.en1, check: j.check, alt: j.alt,
 	}
+}
+
+// altWork is the work of an EthereumStratum or CryptoNote job, raw JSON
+// values as the pool sent them (quotes included) unless said otherwise.
+type altWork struct {
+	// EthereumStratum/1.0.0: mining.notify [job_id, seedhash, headerhash, clean].
+	seed, header []byte
+	// CryptoNote: the blob (decoded; byte 42 is the nonce's top byte),
+	// target, algo, height and seed_hash.
+	blob                      []byte
+	target, algo, height, sdh []byte
+}
+
+// newAltJob makes a job of another dialect with the pool's job id poolID
+// (raw JSON string) under the connection's tag.
+func newAltJob(poolID, tag []byte, diff float64, clean bool, now time.Time, w *altWork) *job {
+	id := make([]byte, 0, 1+len(tag)+len(poolID))
+	id = append(append(append(id, '"'), tag...), poolID[1:]...)
+	return &job{id: id, poolID: append([]byte(nil), poolID...), diff: diff, clean: clean, received: now,
+		check: new(jobCheck), alt: w}
 }
 
 // sameWork reports whether o is j or a copy of it sent again.

@@ -17,7 +17,7 @@ type eventKind uint8
 const (
 	evAnswer         eventKind = iota + 1 // write a pool's answer to a miner's submit (mc, id, ok, code, msg)
 	evNotify                              // fan a job out to this loop's members of up (up, job)
-	evLine                                // write one pre-encoded line to this loop's members of up (up, line)
+	evLine                                // write one pre-encoded line to this loop's members of up, or to mc alone (up, line, mc)
 	evVersionMask                         // the pool's version mask changed (up)
 	evUpReady                             // up logged in: answer waiting authorizes, send work (up)
 	evLoginFailed                         // every pool refused up's login: answer waiting authorizes false (up, msg)
@@ -129,6 +129,12 @@ func (l *loop) handle(ev *event) {
 	case evNotify:
 		ev.up.fanoutNotify(l, ev.job)
 	case evLine:
+		if ev.mc != nil { // an answer to one miner's relayed request
+			if !ev.mc.ending() {
+				ev.mc.write(ev.line)
+			}
+			return
+		}
 		ev.up.fanoutLine(l, ev.line)
 	case evVersionMask:
 		ev.up.fanoutVersionMask(l)

@@ -15,7 +15,7 @@ import (
 // its session.
 type v1Miner struct{}
 
-func (v1Miner) jobLine(j *job, pad int, clean bool) []byte { return j.line(pad, clean) }
+func (v1Miner) jobLine(mc *minerConn, j *job, clean bool) []byte { return j.line(mc.sess.pad, clean) }
 
 func (v1Miner) appendDifficulty(b []byte, d float64) []byte { return appendSetDifficulty(b, d) }
 
@@ -212,6 +212,7 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 		mc.log.Debug().Msg("session restored; waiting for authorize")
 	}
 	mc.sess = s
+	s.subParams = append(s.subParams[:0], m.Params...)
 
 	res := append(l.tmp[:0], `[[["mining.set_difficulty",`...)
 	res = codec.AppendStringS(res, s.id)
@@ -266,16 +267,41 @@ func (mc *minerConn) handleAuthorize(m *codec.Message) {
 		mc.replyError(m.ID, codec.CodeInvalidParams, "mining.authorize user must be a string")
 		return
 	}
-	name, rig := full, []byte(nil)
+	mc.login(m.ID, full, "")
+}
+
+// login authorizes the connection as the issued name in full ("name" or
+// "name.rig"; rig, when set, names the rig instead) and joins an upstream
+// of the name's account in the protocol the miner's dialect and the
+// account's algorithm call for. The answer (id) waits for the pool login.
+func (mc *minerConn) login(id, full []byte, rig string) {
+	l := mc.loop
+	name, rigB := full, []byte(nil)
 	if i := bytes.IndexByte(full, '.'); i >= 0 {
-		name, rig = full[:i], full[i+1:]
+		name, rigB = full[:i], full[i+1:]
+	}
+	if rig == "" {
+		rig = string(rigB)
 	}
 	u, ok := mc.srv.cfg.Store.User(string(name))
 	if !ok {
-		mc.replyError(m.ID, codec.CodeUnauthorized, "unknown user")
+		mc.replyError(id, codec.CodeUnauthorized, "unknown user")
 		mc.log.Info().Str("user", truncate(string(name), 64)).Msg("unknown user, closing")
 		mc.srv.met.Dropped(dropUnknownUser)
 		mc.setState(stateClosing) // onTraffic closes after the answer is flushed
+		return
+	}
+	fam := mc.family
+	if fam == famUnknown {
+		fam = famStratum
+	}
+	acct := mc.srv.account(u)
+	pr, err := protoFor(acct.algo, acct.dialects, fam)
+	if err != nil {
+		mc.replyError(id, codec.CodeOther, err.Error())
+		mc.log.Info().Str("user", u.Name).Err(err).Msg("dialect mismatch, closing")
+		mc.srv.met.Dropped(metrics.DropDialect)
+		mc.setState(stateClosing)
 		return
 	}
 	s := mc.ensureSession()
@@ -284,14 +310,14 @@ func (mc *minerConn) handleAuthorize(m *codec.Message) {
 		// A live connection moving to another account: each move opens
 		// pool logins, so moves are rate limited per connection.
 		if !mc.lastSwitch.IsZero() && now.Sub(mc.lastSwitch) < mc.srv.cfg.accountSwitchInterval() {
-			mc.replyError(m.ID, codec.CodeUnauthorized, "account switch too fast")
+			mc.replyError(id, codec.CodeUnauthorized, "account switch too fast")
 			mc.badLine(metrics.DropAccountSwitch)
 			return
 		}
 	}
-	mc.rig = truncate(string(rig), 64)
+	mc.rig = truncate(rig, 64)
 	mc.srv.cfg.Store.Touch(u.Name, now)
-	mc.authID = append(mc.authID[:0], m.ID...)
+	mc.authID = append(mc.authID[:0], id...)
 
 	if s.up != nil && s.name == u.Name {
 		// The same account: a restored session resumes, a repeated
@@ -308,14 +334,26 @@ func (mc *minerConn) handleAuthorize(m *codec.Message) {
 		mc.leaveUpstream()
 		mc.lastSwitch = now
 	}
+	req := joinReq{proto: pr, wantVR: mc.versionReq != 0}
+	switch pr {
+	case protoRelay, protoEthProxy:
+		req = mc.relayJoinReq(fam)
+		req.proto = pr
+		if _, ok := mc.dialect.(*relayMiner); !ok {
+			mc.dialect = &relayMiner{eth: pr == protoEthProxy}
+		}
+	case protoCryptoNote:
+		req.solo = !mc.cnShare
+		req.hello = mc.cnAlgos
+	}
 	oldPrefix, oldM, oldK := s.prefixVal, s.m, s.k
 	var up *upstream
 	for up == nil {
-		up = mc.srv.account(u).join(s, l, mc.versionReq != 0)
+		up = mc.srv.account(u).join(s, l, req)
 	}
 	s.name, s.acct, s.up = u.Name, up.acct, up
 	mc.startDifficulty(up.acct)
-	mc.mustRelay = s.prefixVal != oldPrefix || s.m != oldM || s.k != oldK
+	mc.mustRelay = pr == protoV1 && (s.prefixVal != oldPrefix || s.m != oldM || s.k != oldK)
 	up.lists[l.idx].add(mc)
 	mc.up = up
 	up.mu.Lock()
@@ -372,11 +410,20 @@ func (mc *minerConn) authorized() {
 	s := mc.sess
 	wasMining := mc.state == stateMining
 	if len(mc.authID) > 0 {
-		mc.replyResult(mc.authID, trueResult)
+		if cn, ok := mc.dialect.(cnMiner); ok {
+			if !cn.loginAnswer(mc) {
+				return // no job yet: answered with the first one
+			}
+		} else {
+			mc.replyResult(mc.authID, trueResult)
+		}
 		mc.authID = mc.authID[:0]
 	}
 	s.authorized = true
 	mc.setState(stateMining)
+	if up := mc.up; up != nil && up.passthr && (up.proto == protoRelay || up.proto == protoEthProxy) {
+		return // the pool's own lines are the work
+	}
 	if mc.mustRelay {
 		if !s.xnsub {
 			// Wait for mining.extranonce.subscribe, which real miners send
@@ -438,6 +485,10 @@ func (mc *minerConn) refit() {
 	s := mc.sess
 	up := mc.up
 	if s == nil || up == nil {
+		return
+	}
+	if up.proto != protoV1 {
+		mc.refitAlt()
 		return
 	}
 	if up.fit(s) {

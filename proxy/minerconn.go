@@ -66,9 +66,11 @@ const maxBadLines = 32
 // lists) is shared by every dialect.
 type minerDialect interface {
 	handleLine(mc *minerConn, line []byte)
-	// jobLine returns j encoded for miners with padding pad, shared by
-	// every miner of the dialect and never modified.
-	jobLine(j *job, pad int, clean bool) []byte
+	// jobLine returns the bytes that hand j to mc (clean: drop older
+	// jobs). Stratum v1 returns a line shared by every miner with mc's
+	// padding; dialects whose work differs per miner encode into the
+	// loop's scratch. The caller writes it before anything else is encoded.
+	jobLine(mc *minerConn, j *job, clean bool) []byte
 	appendDifficulty(b []byte, d float64) []byte
 	appendAnswer(b, id []byte, ok bool, code int, msg string) []byte
 }
@@ -84,6 +86,7 @@ type minerConn struct {
 	ip      netip.Addr // counted in the per-address limits
 	log     zerolog.Logger
 	dialect minerDialect
+	family  family // the wire family its first line showed
 
 	// Owned by the loop.
 	state      connState
@@ -116,6 +119,9 @@ type minerConn struct {
 	hasWork    bool      // sent a job of its current upstream connection
 	mustRelay  bool      // the layout changed before the miner learnt it (authorizing or mining)
 	relayBy    time.Time // drop a miner still owing a relayout by then
+	cnShare    bool      // cryptonote: it keeps the nonce's top byte (nicehash mode)
+	cnAlgos    []byte    // cryptonote: its login's algo list, raw JSON
+	sentEn     []byte    // ethstratum: the extranonce it was last told (hex)
 }
 
 // relayWait is how long an authorized miner whose layout must change may
@@ -139,7 +145,7 @@ func (mc *minerConn) setState(st connState) {
 // write queues b to the miner and drops a miner whose unread output grew
 // past the limit.
 func (mc *minerConn) write(b []byte) {
-	if mc.ending() {
+	if mc.ending() || len(b) == 0 {
 		return
 	}
 	_, _ = mc.c.Write(b)
@@ -300,7 +306,7 @@ func (mc *minerConn) sendWork() {
 	mc.sentJob(j, d)
 	s.lastJob = j
 	mc.hasWork = true
-	mc.write(mc.dialect.jobLine(j, s.pad, true))
+	mc.write(mc.dialect.jobLine(mc, j, true))
 }
 
 // deliverAnswer settles a share the pool (or the pool's absence) answered.

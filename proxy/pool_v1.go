@@ -44,6 +44,7 @@ type shareReq struct {
 	ntime  []byte // raw JSON
 	nonce  []byte // raw JSON
 	vbits  []byte // raw JSON, nil without version rolling
+	rest   []byte // relay: the params after the worker; ETHProxy: all params; cryptonote: the result
 }
 
 // Request ids the proxy uses towards a v1 pool: the handshake has fixed

@@ -255,7 +255,7 @@ func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		return codec.AppendError(nil, nullID, codec.CodeOther, "too many connections from your address"), gnet.Close
 	}
 	s.conns.Add(1)
-	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), ip: ip, listIdx: -1, opened: now, lastLine: now, dialect: v1Miner{}}
+	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), ip: ip, listIdx: -1, opened: now, lastLine: now, dialect: sniffer{}}
 	mc.answers.maxPending = s.cfg.maxInflight()
 	mc.log = s.log.With().Str("miner", mc.addr).Logger()
 	mc.connIdx = len(l.conns)

@@ -36,7 +36,8 @@ type session struct {
 	up         *upstream
 	worker     *metrics.Worker
 	lastJob    *job
-	xnsub      bool // sent mining.extranonce.subscribe
+	subParams  []byte // its mining.subscribe params (raw JSON): the relay subscribes with them
+	xnsub      bool   // sent mining.extranonce.subscribe
 	authorized bool // a pool login was answered for it: kept for restore
 }
 

@@ -37,7 +37,8 @@ type upstream struct {
 	seq     uint64
 	log     zerolog.Logger
 	lists   []memberList // lists[i] is owned by loop i
-	passthr bool
+	passthr bool         // one member only
+	proto   proto        // the pool's protocol and how members are served
 	// dialect speaks the pool's protocol: its parsing state is owned by
 	// the loop, its submit encoding is stateless (miner loops call it).
 	dialect poolDialect
@@ -58,7 +59,9 @@ type upstream struct {
 	user    string              // login user of the connected target: submits carry it
 	pool    string              // address of the connected target
 	pending map[uint64]*pending
-	free    []*pending // recycled pending entries
+	fwd     map[uint64]fwdReq // relayed miner requests awaiting the pool's answer
+	sid     string            // cryptonote: the pool's session id, carried by submits
+	free    []*pending        // recycled pending entries
 	nextID  uint64
 	out     []byte // submit lines queued for the pool's socket
 	spare   []byte
@@ -98,7 +101,7 @@ type upstream struct {
 	wbuf         []byte
 }
 
-func newUpstream(a *account, l *loop, seq uint64) *upstream {
+func newUpstream(a *account, l *loop, seq uint64, r joinReq) *upstream {
 	srv := a.srv
 	up := &upstream{
 		srv:       srv,
@@ -106,7 +109,8 @@ func newUpstream(a *account, l *loop, seq uint64) *upstream {
 		loop:      l,
 		seq:       seq,
 		lists:     make([]memberList, srv.cfg.loops()),
-		passthr:   a.mode == ModePassthrough,
+		passthr:   a.mode == ModePassthrough || r.solo || r.proto == protoRelay || r.proto == protoEthProxy,
+		proto:     r.proto,
 		members:   make(map[uint32]*session),
 		k:         srv.cfg.prefixSize(),
 		pending:   make(map[uint64]*pending),
@@ -114,7 +118,18 @@ func newUpstream(a *account, l *loop, seq uint64) *upstream {
 		diff:      1,
 		downSince: time.Now(),
 		state:     upWaiting,
-		dialect:   newV1Pool(),
+	}
+	switch r.proto {
+	case protoRelay, protoEthProxy:
+		up.dialect = &relayPool{eth: r.proto == protoEthProxy, sub: r.hello, worker: r.worker}
+	case protoEthStratum:
+		up.dialect = &esPool{}
+	case protoCryptoNote:
+		up.dialect = &cnPool{algos: r.hello}
+		up.n = 1 // the top nonce byte is the proxy's to split
+		up.k = up.chooseK(1)
+	default:
+		up.dialect = newV1Pool()
 	}
 	up.log = srv.log.With().Str("user", a.name).Uint64("upstream", seq).Logger()
 	for _, t := range a.targets {
@@ -139,6 +154,22 @@ func (up *upstream) capacityLocked() int {
 // miners at least 2 bytes (cgminer/bmminer accept extranonce2 sizes 2-8
 // only) where the pool allows it.
 func (up *upstream) chooseK(n int) int {
+	switch up.proto {
+	case protoCryptoNote:
+		if up.passthr {
+			return 0
+		}
+		return 1 // blob byte 42, 256 miners (xmrig-proxy's nicehash mode)
+	case protoEthStratum:
+		// n is what the pool's extranonce leaves of the 8-byte nonce: one
+		// byte per miner while miners keep at least 4 (2^32 nonces a job).
+		if up.passthr || n < 5 {
+			return 0
+		}
+		return 1
+	case protoRelay, protoEthProxy:
+		return 0
+	}
 	k := up.srv.cfg.prefixSize()
 	if up.passthr {
 		if n >= k+2 {
@@ -310,6 +341,16 @@ func (up *upstream) poolNotify(p [][]byte, tmp []byte) error {
 	if err != nil {
 		return err
 	}
+	up.publish(j)
+	return nil
+}
+
+// publish makes j the upstream's newest job and sends it to the members
+// once the pool accepted the login (jobs before it go out with the login).
+func (up *upstream) publish(j *job) {
+	if up.forceClean {
+		j.clean = true
+	}
 	up.forceClean = false
 	up.diffResendAt = time.Time{}
 	up.lastJobAt = j.received
@@ -317,7 +358,6 @@ func (up *upstream) poolNotify(p [][]byte, tmp []byte) error {
 	if up.loggedIn {
 		up.postMembers(event{kind: evNotify, up: up, job: j})
 	}
-	return nil
 }
 
 // poolDifficulty records the pool's new difficulty. It reaches miners with
@@ -455,7 +495,11 @@ func (up *upstream) submit(mc *minerConn, s *session, seq uint64, sh *shareReq, 
 	reqID := up.nextID
 	up.nextID++
 	sh.pad = up.n - s.k - len(sh.en2)/2
-	up.out = up.dialect.appendSubmit(up.out, reqID, up.user, sh)
+	user := up.user
+	if up.proto == protoCryptoNote {
+		user = up.sid // CryptoNote submits carry the pool's session id
+	}
+	up.out = up.dialect.appendSubmit(up.out, reqID, user, sh)
 
 	var p *pending
 	if n := len(up.free); n > 0 {
@@ -596,16 +640,19 @@ func (up *upstream) fanoutNotify(l *loop, j *job) {
 		mc.sentJob(j, d)
 		mc.sess.lastJob = j
 		mc.hasWork = true
-		mc.write(j.line(mc.sess.pad, j.clean))
+		mc.write(mc.dialect.jobLine(mc, j, j.clean))
 	}
 	if len(items) > 0 {
 		up.srv.met.NotifyFanout(time.Since(j.received))
 	}
 }
 
+// fanoutLine writes line to this loop's mining members; a relay's miner
+// gets its pool's lines from the authorize on (pools send work before
+// they answer it).
 func (up *upstream) fanoutLine(l *loop, line []byte) {
 	for _, mc := range up.lists[l.idx].items {
-		if mc.state == stateMining {
+		if mc.state == stateMining || up.passthr && mc.state == stateAuthorizing && up.proto >= protoEthProxy {
 			mc.write(line)
 		}
 	}
