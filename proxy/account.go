@@ -10,15 +10,15 @@ import (
 // its miners. Lock order: account.mu before upstream.mu.
 type account struct {
 	// Static after construction.
-	srv     *Server
-	name    string
-	targets []store.Account // primary first, then backups in order
+	srv      *Server
+	name     string
+	targets  []store.Account // primary first, then backups in order
 	mode     string
 	algo     string   // algorithm of the primary pool, the `hash` label
 	dialects []string // the dialects its algorithm speaks
-	divider float64  // its hashrate divider
-	checked bool     // its shares are hashed at the proxy: per-miner difficulty
-	hash    hashAlgo // how, when checked
+	divider  float64  // its hashrate divider
+	checked  bool     // its shares are hashed at the proxy: per-miner difficulty
+	hash     hashAlgo // how, when checked
 
 	mu   sync.Mutex
 	ups  []*upstream // guarded by mu

@@ -30,11 +30,11 @@ import (
 type proto uint8
 
 const (
-	protoV1        proto = iota // Bitcoin-family stratum v1, extranonce split
-	protoEthStratum             // EthereumStratum/1.0.0, nonce-prefix split
-	protoCryptoNote             // CryptoNote/xmrig, nonce-byte split
-	protoEthProxy               // ETHProxy, one upstream per miner
-	protoRelay                  // line relay for other stratum variants
+	protoV1         proto = iota // Bitcoin-family stratum v1, extranonce split
+	protoEthStratum              // EthereumStratum/1.0.0, nonce-prefix split
+	protoCryptoNote              // CryptoNote/xmrig, nonce-byte split
+	protoEthProxy                // ETHProxy, one upstream per miner
+	protoRelay                   // line relay for other stratum variants
 )
 
 var protoNames = [...]string{"stratum", "ethstratum", "cryptonote", "ethproxy", "relay"}
@@ -102,7 +102,7 @@ func protoFor(algo string, dialects []string, f family) (proto, error) {
 type sniffer struct{}
 
 func (sniffer) jobLine(mc *minerConn, j *job, clean bool) []byte { return nil }
-func (sniffer) appendDifficulty(b []byte, d float64) []byte     { return b }
+func (sniffer) appendDifficulty(b []byte, d float64) []byte      { return b }
 func (sniffer) appendAnswer(b, id []byte, ok bool, code int, msg string) []byte {
 	return v1Miner{}.appendAnswer(b, id, ok, code, msg)
 }

@@ -340,7 +340,7 @@ type relayMiner struct {
 }
 
 func (relayMiner) jobLine(mc *minerConn, j *job, clean bool) []byte { return nil }
-func (relayMiner) appendDifficulty(b []byte, d float64) []byte     { return b }
+func (relayMiner) appendDifficulty(b []byte, d float64) []byte      { return b }
 
 func (r *relayMiner) appendAnswer(b, id []byte, ok bool, code int, msg string) []byte {
 	if !r.eth {

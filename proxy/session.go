@@ -38,7 +38,7 @@ type session struct {
 	lastJob    *job
 	subParams  []byte // its mining.subscribe params (raw JSON): the relay subscribes with them
 	xnsub      bool   // sent mining.extranonce.subscribe
-	authorized bool // a pool login was answered for it: kept for restore
+	authorized bool   // a pool login was answered for it: kept for restore
 }
 
 func (s *session) setLayout(v uint32, k, m int) {
