@@ -392,3 +392,52 @@ func TestStartPoolErrors(t *testing.T) {
 		t.Error("DialMiner of an unknown kind")
 	}
 }
+
+// TestJobHistory: a share on a job stays valid for JobHistory jobs, a
+// clean job ends it at once.
+func TestJobHistory(t *testing.T) {
+	for _, k := range []Kind{CryptoNote, EthStratum, EthProxy} {
+		t.Run(string(k), func(t *testing.T) {
+			p := startPool(t, PoolConfig{Kind: k, JobHistory: 2})
+			m := dial(t, k, p.Addr())
+			next := func(clean bool) {
+				jobs := m.Jobs()
+				p.NewJob(clean)
+				waitFor(t, "job", func() bool { return m.Jobs() > jobs })
+			}
+			a, err := m.find(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next(false)
+			b, err := m.find(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next(false)
+			c, err := m.find(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// History 2: b's job is still valid, a's is not.
+			if ok, err := m.submit(b); !ok || err != nil {
+				t.Fatalf("previous job: %v %v (%s)", ok, err, m.LastError())
+			}
+			if ok, _ := m.submit(a); ok {
+				t.Fatal("a job beyond the history accepted")
+			}
+			next(true)
+			if ok, _ := m.submit(c); ok {
+				t.Fatal("a job before a clean one accepted")
+			}
+			if st := p.Stats(); st.Accepted != 1 || st.Stale != 2 || st.Rejected != 2 {
+				t.Fatalf("stats %+v", st)
+			}
+			if k == CryptoNote {
+				if ok, err := m.Keepalive(); !ok || err != nil {
+					t.Fatalf("keepalive: %v %v", ok, err)
+				}
+			}
+		})
+	}
+}

@@ -921,3 +921,14 @@ func (m *Miner) SubmitHashrate(rate uint64) (bool, error) {
 	ok, _ := answerOK(msg)
 	return ok, nil
 }
+
+// Keepalive sends a cryptonote keepalived with the session id and reports
+// whether the pool answered {"status":"KEEPALIVED"}.
+func (m *Miner) Keepalive() (bool, error) {
+	msg, err := m.call("keepalived", map[string]string{"id": m.SessionID()})
+	if err != nil {
+		return false, err
+	}
+	res, _ := msg["result"].(map[string]any)
+	return msg["error"] == nil && res["status"] == "KEEPALIVED", nil
+}
