@@ -296,5 +296,5 @@ func splitUser(s string) (user, worker string) {
 	return s, ""
 }
 
-// hasHexPrefix reports whether full begins with prefix.
+// hasPrefix reports whether full begins with prefix.
 func hasPrefix(full, prefix []byte) bool { return bytes.HasPrefix(full, prefix) }

@@ -801,10 +801,10 @@ func (m *Miner) search(w *mwork, want bool, deadline time.Time) (*mshare, error)
 	}
 	space := m.nonceSpace(w)
 	for i := 0; i < maxTries; i++ {
+		if m.gen.Load() != w.gen {
+			return nil, nil
+		}
 		if i&63 == 63 {
-			if m.gen.Load() != w.gen {
-				return nil, nil
-			}
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("dialectsim: no share found within %v (%d hashes)", m.timeout, i)
 			}
@@ -855,9 +855,14 @@ func (m *Miner) submit(sh *mshare) (bool, error) {
 
 // Mine finds and submits n shares on the current work, waiting for work if
 // there is none yet and following pushed jobs, difficulty and extranonce
-// as they come. Each share is searched with the stand-in hash against the
-// current target within the miner's nonce range. It returns how many were
-// accepted and rejected; err is a transport error or a timeout.
+// as they come (a search restarts on new work). Each share is searched
+// with the stand-in hash against the current job's target within the
+// miner's nonce range: cryptonote varies blob bytes 39..41 and keeps byte
+// 42 when the pool advertised "nicehash" or byte 42 is not zero (all four
+// bytes otherwise); the stratum kinds vary only the bytes after the
+// extranonce. As ethminer does, a set_difficulty applies from the next
+// notify. Mine returns how many shares were accepted and rejected; err is
+// a transport error or a timeout.
 func (m *Miner) Mine(n int) (accepted, rejected int, err error) {
 	for i := 0; i < n; i++ {
 		sh, err := m.find(true)
@@ -915,4 +920,15 @@ func (m *Miner) SubmitHashrate(rate uint64) (bool, error) {
 	}
 	ok, _ := answerOK(msg)
 	return ok, nil
+}
+
+// Keepalive sends a cryptonote keepalived with the session id and reports
+// whether the pool answered {"status":"KEEPALIVED"}.
+func (m *Miner) Keepalive() (bool, error) {
+	msg, err := m.call("keepalived", map[string]string{"id": m.SessionID()})
+	if err != nil {
+		return false, err
+	}
+	res, _ := msg["result"].(map[string]any)
+	return msg["error"] == nil && res["status"] == "KEEPALIVED", nil
 }
