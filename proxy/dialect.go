@@ -175,7 +175,7 @@ var two256 = math.Ldexp(1, 256)
 func targetDiff1(algo string) float64 {
 	switch algo {
 	case "equihash":
-		return 0x0007ffff * math.Ldexp(1, 232)
+		return 0x0007ffff * math.Ldexp(1, 224)
 	}
 	return 0xffff * math.Ldexp(1, 208)
 }
@@ -207,7 +207,7 @@ func targetDifficulty(algo string, raw []byte) float64 {
 		return 0
 	}
 	d := targetDiff1(algo) / t
-	if !validDifficulty(d) && !(d > 0 && !math.IsInf(d, 0)) {
+	if !(d > 0) || math.IsInf(d, 0) {
 		return 0
 	}
 	return d

@@ -145,7 +145,7 @@ func (d *relayPool) handleLine(up *upstream, line []byte) {
 		}
 	case codec.MethodNotify:
 		// kawpow: [job, header, seed, target, clean, height, bits]
-		if p, err := codec.SplitArray(m.Params, d.params[:0]); err == nil && len(p) >= 7 {
+		if p, err := codec.SplitArray(m.Params, d.params[:0]); err == nil && len(p) == 7 && isBool(p[4]) {
 			d.params = p
 			if v := targetDifficulty(up.acct.algo, p[3]); v > 0 {
 				up.setDiff(v)
@@ -438,9 +438,15 @@ func (mc *minerConn) relaySubmit(m *codec.Message) {
 			mc.reject(seq, metrics.ReasonProxyCheck, codec.CodeOther, "mining.submit needs [worker, job_id, ...]")
 			return
 		}
-		first := cap(m.Params) - cap(p[1])
-		last := cap(m.Params) - cap(p[len(p)-1]) + len(p[len(p)-1])
-		sh.rest = m.Params[first:last]
+		rest := mc.loop.tmp[:0]
+		for i, e := range p[1:] {
+			if i > 0 {
+				rest = append(rest, ',')
+			}
+			rest = append(rest, e...)
+		}
+		mc.loop.tmp = rest
+		sh.rest = rest
 	}
 	d := s.up.diffNow()
 	s.worker.Sent(d)
@@ -488,3 +494,5 @@ func (mc *minerConn) relayJoinReq(f family) joinReq {
 // relayIdleKeepalive is the time the relay leaves a pool alone; relayed
 // pools keep their own miners alive with jobs.
 const relayIdleKeepalive = 0 * time.Second
+
+func isBool(raw []byte) bool { return string(raw) == "true" || string(raw) == "false" }
