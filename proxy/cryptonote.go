@@ -341,13 +341,15 @@ func (c cnMiner) handleLine(mc *minerConn, line []byte) {
 	l := mc.loop
 	m := &l.msg
 	if err := codec.Decode(line, m); err != nil {
-		mc.replyError(nil, codec.CodeParseError, err.Error())
-		mc.badLine(dropBadInput)
+		mc.undecodable(line, err)
 		return
 	}
 	mc.badLines = 0
 	if len(m.Method) == 0 {
 		return
+	}
+	if mc.sess == nil && string(m.Method) != "login" {
+		c.restore(mc, m)
 	}
 	switch string(m.Method) {
 	case "login":
@@ -469,4 +471,31 @@ func (c cnMiner) submit(mc *minerConn, m *codec.Message) {
 	*sh = shareReq{jobID: j.poolID, nonce: nonce, rest: result}
 	mc.forward(seq, sh, d, j.diff)
 	*sh = shareReq{}
+}
+
+// restore gives a reconnected miner that goes on with its login's session
+// id (params.id of getjob, submit or keepalived) its session back: the
+// same nonce byte on the same pool login. The 64-bit random id is the
+// proof, as the login that issued it was.
+func (c cnMiner) restore(mc *minerConn, m *codec.Message) {
+	raw, ok := codec.ObjectField(m.Params, "id")
+	if !ok {
+		return
+	}
+	sid, err := codec.Unquote(raw, nil)
+	if err != nil || len(sid) == 0 || len(sid) > 64 {
+		return
+	}
+	s := mc.srv.restore(string(sid), mc)
+	if s == nil {
+		return
+	}
+	mc.sess = s
+	if s.up == nil || s.up.proto != protoCryptoNote {
+		mc.drop(dropBadInput) // not a CryptoNote session: its miner logs in again
+		return
+	}
+	mc.log = mc.log.With().Str("session", s.id).Str("user", s.name).Logger()
+	mc.resume()
+	mc.waitForPool()
 }

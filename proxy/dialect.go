@@ -110,8 +110,7 @@ func (sniffer) appendAnswer(b, id []byte, ok bool, code int, msg string) []byte 
 func (sniffer) handleLine(mc *minerConn, line []byte) {
 	m := &mc.loop.msg
 	if err := codec.Decode(line, m); err != nil {
-		mc.replyError(nil, codec.CodeParseError, err.Error())
-		mc.badLine(dropBadInput)
+		mc.undecodable(line, err)
 		return
 	}
 	f := sniffFamily(m)
@@ -143,7 +142,9 @@ func (sniffer) handleLine(mc *minerConn, line []byte) {
 // sniffFamily tells a miner's wire family from its first request.
 func sniffFamily(m *codec.Message) family {
 	switch string(m.Method) {
-	case "login":
+	case "login", "getjob", "submit", "keepalived":
+		// After a reconnect an xmrig-style miner may go on with its
+		// session id: the CryptoNote dialect restores the session.
 		return famCryptoNote
 	case "eth_submitLogin":
 		return famEthProxy

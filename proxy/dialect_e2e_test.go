@@ -346,3 +346,168 @@ func TestDialectMismatch(t *testing.T) {
 		t.Fatalf("unknown first line answered %s", l)
 	}
 }
+
+// TestEthStratumRestore: an EthereumStratum miner that reconnects with its
+// session id (third subscribe param) gets its extranonce back at once,
+// on the same pool login, and mines on.
+func TestEthStratumRestore(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	pool := h.altPool(dialectsim.PoolConfig{Kind: dialectsim.EthStratum}, "ethash")
+	name := h.user(pool.Addr())
+	keep := h.altMiner(dialectsim.MinerConfig{Kind: dialectsim.EthStratum, User: name, Pass: "x"}) // keeps the upstream busy
+	m := h.altMiner(dialectsim.MinerConfig{Kind: dialectsim.EthStratum, User: name, Pass: "x"})
+	if acc, _, err := m.Mine(1); err != nil || acc != 1 {
+		t.Fatal(err)
+	}
+	sid, en := m.SessionID(), m.Extranonce()
+	m.Close()
+	waitFor(t, "the session to wait in grace", func() bool { return h.srv.Stats().InGrace == 1 })
+	back := h.altMiner(dialectsim.MinerConfig{Kind: dialectsim.EthStratum, User: name, Pass: "x", SessionID: sid})
+	if got := back.Extranonce(); got != en {
+		t.Fatalf("restored extranonce %s, want %s", got, en)
+	}
+	if acc, _, err := back.Mine(2); err != nil || acc != 2 {
+		t.Fatalf("after restore: %v (%s)", err, back.LastError())
+	}
+	if acc, _, err := keep.Mine(1); err != nil || acc != 1 {
+		t.Fatal(err)
+	}
+	if c := pool.Conns(); c != 1 {
+		t.Fatalf("pool connections %d, want 1", c)
+	}
+	if st := pool.Stats(); st.Duplicate != 0 || st.Rejected != 0 {
+		t.Fatalf("pool: %+v", st)
+	}
+}
+
+// TestCryptoNoteRestore: an xmrig-style miner that reconnects and goes on
+// with its login's session id gets its session back: a job with the same
+// nonce byte on the same pool login.
+func TestCryptoNoteRestore(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	pool := h.altPool(dialectsim.PoolConfig{Kind: dialectsim.CryptoNote}, "randomx")
+	name := h.user(pool.Addr())
+	keep := h.altMiner(dialectsim.MinerConfig{Kind: dialectsim.CryptoNote, User: name, Pass: "x"})
+	m := h.altMiner(dialectsim.MinerConfig{Kind: dialectsim.CryptoNote, User: name, Pass: "x"})
+	if acc, _, err := m.Mine(1); err != nil || acc != 1 {
+		t.Fatal(err)
+	}
+	sid, b42 := m.SessionID(), m.Blob()[84:86]
+	m.Close()
+	waitFor(t, "the session to wait in grace", func() bool { return h.srv.Stats().InGrace == 1 })
+	r := h.raw()
+	r.send(`{"id":7,"jsonrpc":"2.0","method":"getjob","params":{"id":"` + sid + `"}}` + "\n")
+	push, ans := r.line(), r.line()
+	if !strings.Contains(push, `"method":"job"`) || !strings.Contains(ans, `"id":7`) {
+		t.Fatalf("restore answered %s then %s", push, ans)
+	}
+	i := strings.Index(ans, `"blob":"`)
+	if i < 0 || ans[i+8+84:i+8+86] != b42 {
+		t.Fatalf("restored job %s, want nonce byte %s", ans, b42)
+	}
+	if acc, _, err := keep.Mine(1); err != nil || acc != 1 {
+		t.Fatal(err)
+	}
+	if c := pool.Conns(); c != 1 {
+		t.Fatalf("pool connections %d, want 1", c)
+	}
+	// An unknown session id restores nothing: the miner must log in.
+	r2 := h.raw()
+	r2.send(`{"id":8,"jsonrpc":"2.0","method":"getjob","params":{"id":"0123456789abcdef"}}` + "\n")
+	if l := r2.line(); !strings.Contains(l, "not logged in") {
+		t.Fatalf("unknown session answered %s", l)
+	}
+}
+
+// TestRelayRestoreReplaysPoolState: a relayed (kawpow) miner that
+// reconnects with its session id is not subscribed at the pool again: the
+// proxy replays the pool's extranonce, target and job on its upstream.
+func TestRelayRestoreReplaysPoolState(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	pool := h.altPool(dialectsim.PoolConfig{Kind: dialectsim.KawPow}, "kawpow")
+	name := h.user(pool.Addr())
+	r := h.raw()
+	r.send(`{"id":1,"method":"mining.subscribe","params":["kawpowminer/1.2.4"]}` + "\n")
+	sub := r.line()
+	i := strings.Index(sub, `["mining.notify","`)
+	if i < 0 {
+		t.Fatalf("subscribe answered %s", sub)
+	}
+	sid := sub[i+18 : i+18+16]
+	r.send(`{"id":2,"method":"mining.authorize","params":["` + name + `","x"]}` + "\n")
+	var en string
+	for n, authorized := 0, false; n < 8 && (en == "" || !authorized); n++ {
+		l := r.line()
+		if strings.Contains(l, "mining.set_extranonce") {
+			en = l
+		}
+		authorized = authorized || strings.Contains(l, `"id":2`)
+	}
+	if en == "" {
+		t.Fatal("no mining.set_extranonce from the relay")
+	}
+	r.c.Close()
+	waitFor(t, "the session to wait in grace", func() bool { return h.srv.Stats().InGrace == 1 })
+	r2 := h.raw()
+	r2.send(`{"id":1,"method":"mining.subscribe","params":["kawpowminer/1.2.4","` + sid + `"]}` + "\n")
+	r2.line()
+	r2.send(`{"id":2,"method":"mining.authorize","params":["` + name + `","x"]}` + "\n")
+	got := r2.line() + r2.line() + r2.line() + r2.line()
+	for _, want := range []string{`"id":2`, en, "mining.set_target", "mining.notify"} {
+		if !strings.Contains(got, strings.TrimSpace(want)) {
+			t.Fatalf("restored relay sent %s, missing %s", got, want)
+		}
+	}
+	if n := pool.Stats().Logins; n != 1 {
+		t.Fatalf("pool saw %d logins, want 1 (the session kept its upstream)", n)
+	}
+}
+
+// TestDialectBadInput: malformed requests of every dialect get a clear
+// error, reach no pool, and leave the connection working.
+func TestDialectBadInput(t *testing.T) {
+	cases := []struct {
+		kind dialectsim.Kind
+		bad  []string // each answered with an error containing the paired text
+		want []string
+	}{
+		{dialectsim.CryptoNote, []string{
+			`{"id":90,"jsonrpc":"2.0","method":"submit","params":{"job_id":"x"}}`,
+			`{"id":91,"jsonrpc":"2.0","method":"frobnicate","params":{}}`,
+		}, []string{"Malformed", "unknown method"}},
+		{dialectsim.EthStratum, []string{
+			`{"id":90,"method":"mining.submit","params":["w","1","00"]}`,
+			`{"id":91,"method":"mining.submit","params":"nope"}`,
+		}, []string{"malformed nonce", "params must be"}},
+		{dialectsim.EthProxy, []string{
+			`{"id":90,"jsonrpc":"2.0","method":"eth_submitWork","params":"nope"}`,
+			`{"id":91,"jsonrpc":"2.0","method":"eth_submitWork","params":{"a":1}}`,
+		}, []string{"params must be", "needs"}},
+		{dialectsim.KawPow, []string{
+			`{"id":90,"method":"mining.submit","params":{"a":1}}`,
+		}, []string{"needs"}},
+	}
+	for _, c := range cases {
+		t.Run(string(c.kind), func(t *testing.T) {
+			h := newHarness(t, fastCfg())
+			pool := h.altPool(dialectsim.PoolConfig{Kind: c.kind}, dialectAlgo[c.kind])
+			name := h.user(pool.Addr())
+			m := h.altMiner(dialectsim.MinerConfig{Kind: c.kind, User: name, Pass: "x"})
+			for i, line := range c.bad {
+				ans, err := m.SubmitRaw(line)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := fmt.Sprint(ans["error"]); ans["error"] == nil || !strings.Contains(e, c.want[i]) {
+					t.Fatalf("%s answered %v, want an error with %q", line, ans, c.want[i])
+				}
+			}
+			if acc, _, err := m.Mine(1); err != nil || acc != 1 {
+				t.Fatalf("after bad input: %v", err)
+			}
+			if st := pool.Stats(); st.Rejected != 0 || st.BadFormat != 0 {
+				t.Fatalf("bad input reached the pool: %+v", st)
+			}
+		})
+	}
+}

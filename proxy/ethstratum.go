@@ -243,8 +243,7 @@ func (e esMiner) handleLine(mc *minerConn, line []byte) {
 	l := mc.loop
 	m := &l.msg
 	if err := codec.Decode(line, m); err != nil {
-		mc.replyError(nil, codec.CodeParseError, err.Error())
-		mc.badLine(dropBadInput)
+		mc.undecodable(line, err)
 		return
 	}
 	mc.badLines = 0

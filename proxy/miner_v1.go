@@ -36,8 +36,7 @@ func (v1Miner) handleLine(mc *minerConn, line []byte) {
 	l := mc.loop
 	m := &l.msg
 	if err := codec.Decode(line, m); err != nil {
-		mc.replyError(nil, codec.CodeParseError, err.Error())
-		mc.badLine(dropBadInput)
+		mc.undecodable(line, err)
 		return
 	}
 	mc.badLines = 0
@@ -235,6 +234,13 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 func (mc *minerConn) resume() {
 	s := mc.sess
 	up := s.up
+	switch up.proto {
+	case protoRelay, protoEthProxy:
+		if _, ok := mc.dialect.(*relayMiner); !ok {
+			mc.dialect = &relayMiner{eth: up.proto == protoEthProxy}
+		}
+		mc.replay = true // the pool's extranonce, difficulty and work again
+	}
 	fits := up.fit(s)
 	mc.mustRelay = mc.mustRelay || !fits
 	mc.startDifficulty(up.acct)
@@ -422,6 +428,10 @@ func (mc *minerConn) authorized() {
 	s.authorized = true
 	mc.setState(stateMining)
 	if up := mc.up; up != nil && up.passthr && (up.proto == protoRelay || up.proto == protoEthProxy) {
+		if mc.replay {
+			mc.replay = false
+			up.replayTo(mc)
+		}
 		return // the pool's own lines are the work
 	}
 	if mc.mustRelay {

@@ -122,6 +122,7 @@ type minerConn struct {
 	cnShare    bool      // cryptonote: it keeps the nonce's top byte (nicehash mode)
 	cnAlgos    []byte    // cryptonote: its login's algo list, raw JSON
 	sentEn     []byte    // ethstratum: the extranonce it was last told (hex)
+	replay     bool      // relay: a restored session owes the pool's last lines
 }
 
 // relayWait is how long an authorized miner whose layout must change may
@@ -345,4 +346,16 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// undecodable answers a line the codec refused: under its id when the
+// line is JSON with one (a request whose params are of the wrong type),
+// otherwise under null, and counts it towards the bad-line drop.
+func (mc *minerConn) undecodable(line []byte, err error) {
+	id, ok := codec.ObjectField(line, "id")
+	if !ok || len(id) > maxInlineID || len(id) == 0 || id[0] == '{' || id[0] == '[' {
+		id = nil
+	}
+	mc.replyError(id, codec.CodeParseError, err.Error())
+	mc.badLine(dropBadInput)
 }

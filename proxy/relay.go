@@ -129,6 +129,14 @@ func (d *relayPool) handleLine(up *upstream, line []byte) {
 		return
 	}
 	switch string(m.Method) {
+	case codec.MethodSetExtranonce:
+		up.relayKeepLine(keepExtranonce, line)
+	case codec.MethodSetDifficulty, "mining.set_target":
+		up.relayKeepLine(keepDifficulty, line)
+	case codec.MethodNotify:
+		up.relayKeepLine(keepWork, line)
+	}
+	switch string(m.Method) {
 	case codec.MethodSetDifficulty:
 		if p, err := codec.SplitArray(m.Params, d.params[:0]); err == nil && len(p) > 0 {
 			d.params = p
@@ -170,6 +178,7 @@ func (d *relayPool) handleResponse(up *upstream, m *codec.Message, line []byte) 
 	case id == 0 && d.eth:
 		// ETHProxy pushed work: {"id":0,"result":[header, seed, target]}.
 		d.workTarget(up, m.Result)
+		up.relayKeepLine(keepWork, line)
 		up.relayLine(line)
 	case id >= firstSubmitID:
 		if d.relayAnswer(up, uint64(id), m) {
@@ -223,7 +232,9 @@ func (d *relayPool) relayExtranonce(up *upstream, result []byte) {
 		}
 	}
 	params = append(params, ']')
-	up.relayLine(codec.AppendNotification(nil, codec.MethodSetExtranonce, params))
+	line := codec.AppendNotification(nil, codec.MethodSetExtranonce, params)
+	up.relayKeepLine(keepExtranonce, line)
+	up.relayLine(line)
 }
 
 // workTarget reads an ETHProxy work package's target as the difficulty.
@@ -365,8 +376,7 @@ func (r *relayMiner) handleLine(mc *minerConn, line []byte) {
 	l := mc.loop
 	m := &l.msg
 	if err := codec.Decode(line, m); err != nil {
-		mc.replyError(nil, codec.CodeParseError, err.Error())
-		mc.badLine(dropBadInput)
+		mc.undecodable(line, err)
 		return
 	}
 	mc.badLines = 0
@@ -496,3 +506,34 @@ func (mc *minerConn) relayJoinReq(f family) joinReq {
 const relayIdleKeepalive = 0 * time.Second
 
 func isBool(raw []byte) bool { return string(raw) == "true" || string(raw) == "false" }
+
+// The pool lines a relay keeps for a miner that restores its session.
+const (
+	keepExtranonce = iota
+	keepDifficulty
+	keepWork
+	relayKeep
+)
+
+// relayKeepLine keeps a copy of the pool's latest line of kind k.
+func (up *upstream) relayKeepLine(k int, line []byte) {
+	up.mu.Lock()
+	b := append(up.last[k][:0], line...)
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	up.last[k] = b
+	up.mu.Unlock()
+}
+
+// replayTo sends a restored miner the pool's latest extranonce,
+// difficulty and work, in that order.
+func (up *upstream) replayTo(mc *minerConn) {
+	up.mu.Lock()
+	var b []byte
+	for _, l := range up.last {
+		b = append(b, l...)
+	}
+	up.mu.Unlock()
+	mc.write(b)
+}

@@ -61,6 +61,7 @@ type upstream struct {
 	pending map[uint64]*pending
 	fwd     map[uint64]fwdReq // relayed miner requests awaiting the pool's answer
 	sid     string            // cryptonote: the pool's session id, carried by submits
+	last    [relayKeep][]byte // relay: the pool's last extranonce, difficulty and work lines
 	free    []*pending        // recycled pending entries
 	nextID  uint64
 	out     []byte // submit lines queued for the pool's socket
