@@ -56,10 +56,6 @@ var familyNames = [...]string{"unknown", store.DialectStratum, store.DialectEthS
 
 func (f family) String() string { return familyNames[f] }
 
-// dialectRelay is the dialect name that marks an algorithm whose stratum
-// variant is relayed line by line.
-const dialectRelay = "relay"
-
 // relayAlgorithms are the seeded stratum variants the proxy relays even
 // when a store lists them as "stratum" (stores seeded before the relay).
 var relayAlgorithms = map[string]bool{"kawpow": true, "equihash": true, "kheavyhash": true}
@@ -68,7 +64,7 @@ var relayAlgorithms = map[string]bool{"kawpow": true, "equihash": true, "kheavyh
 // algorithm speaks dialects, or explains why it cannot be.
 func protoFor(algo string, dialects []string, f family) (proto, error) {
 	has := func(d string) bool { return slices.Contains(dialects, d) }
-	relay := has(dialectRelay) || relayAlgorithms[algo]
+	relay := has(store.DialectRelay) || relayAlgorithms[algo]
 	switch f {
 	case famStratum:
 		if relay {

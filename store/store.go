@@ -24,6 +24,10 @@ const (
 	DialectEthProxy = "ethproxy"
 	// DialectCryptoNote is the CryptoNote/xmrig protocol (login, job, submit).
 	DialectCryptoNote = "cryptonote"
+	// DialectRelay is a stratum variant the proxy relays line by line, one
+	// upstream per miner (kawpow, equihash, kHeavyHash): miners subscribe
+	// with mining.subscribe, plain or as EthereumStratum/1.0.0.
+	DialectRelay = "relay"
 )
 
 // Upstream modes a Pool may ask for in Pool.Mode.
