@@ -32,7 +32,7 @@ var dialectAlgo = map[dialectsim.Kind]string{
 const (
 	dialectShares      = 3  // shares each miner mines
 	dialectDialers     = 64 // dials in flight
-	dialectMinerTimout = 15 * time.Second
+	dialectMinerTimeout = 15 * time.Second
 )
 
 // dialectMiners is how many miners a dialect runs with: the kinds whose
@@ -276,7 +276,7 @@ func dialMiners(ctx context.Context, k dialectsim.Kind, addr, user string, n int
 					return
 				}
 				cfg := dialectsim.MinerConfig{Kind: k, Addr: addr, User: user, Pass: "x",
-					Worker: fmt.Sprintf("rig%d", i), Timeout: dialectMinerTimout}
+					Worker: fmt.Sprintf("rig%d", i), Timeout: dialectMinerTimeout}
 				if k == dialectsim.CryptoNote {
 					cfg.Algo = []string{"rx/0"}
 				}
