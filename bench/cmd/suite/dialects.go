@@ -30,8 +30,8 @@ var dialectAlgo = map[dialectsim.Kind]string{
 
 // Bounds of the dialects scenario.
 const (
-	dialectShares      = 3  // shares each miner mines
-	dialectDialers     = 64 // dials in flight
+	dialectShares       = 3  // shares each miner mines
+	dialectDialers      = 64 // dials in flight
 	dialectMinerTimeout = 15 * time.Second
 )
 
