@@ -79,6 +79,20 @@ type Config struct {
 	// subscribe answer; false skips it.
 	ExtranonceSubscribe bool
 
+	// Dialect is the protocol the miners speak: "" or "stratum" is
+	// Bitcoin stratum v1 on gnet event loops (everything above and below
+	// applies); any other value is a bench/dialectsim Kind ("cryptonote",
+	// "ethstratum", "ethproxy", "kawpow", "equihash", "kheavyhash"), and
+	// then each miner is a dialectsim.Miner on its own goroutine that
+	// mines stand-in shares (always valid at a dialectsim pool's target)
+	// at Rate until Duration. Dialect miners ignore Sources (refused),
+	// Mode, Configure, ExtranonceSubscribe, MaxPending, the hashing and
+	// event loop settings and NotifySentAt; UserAgent "" means the
+	// dialect's realistic default agent; ConnectTimeout also bounds each
+	// answer and each share search; CryptoNote miners send the login
+	// algo list ["rx/0"]. See DialectKinds.
+	Dialect string
+
 	// Mode is ModeBlind or ModeValid; "" means ModeBlind.
 	Mode Mode
 	// Rate is shares per second per miner, each interval jittered
@@ -233,6 +247,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Mode %q (want %q or %q)", ErrConfig, c.Mode, ModeBlind, ModeValid)
 	case strings.ContainsAny(c.user(), "\"\\\n") || strings.ContainsAny(c.password(), "\n"):
 		return fmt.Errorf("%w: User/Password contain a quote, backslash or newline", ErrConfig)
+	}
+	if err := c.validateDialect(); err != nil {
+		return err
 	}
 	if !c.AllowRemote {
 		for _, s := range c.Sources {

@@ -46,6 +46,22 @@
 // out), optionally paced by ConnectRate, then enrolled in a gnet client. A
 // tick on each event loop every 10 ms submits the shares that are due.
 //
+// # Other dialects
+//
+// Config.Dialect (--dialect) set to a bench/dialectsim kind (cryptonote,
+// ethstratum, ethproxy, kawpow, equihash, kheavyhash) floods in that
+// dialect instead, simply: one goroutine per miner holding a
+// dialectsim.Miner, which logs in the dialect's way and calls Mine(1)
+// every 1/Rate seconds (same jitter) until Duration. Its shares use
+// dialectsim's stand-in hash, so a dialectsim pool accepts every one that
+// reaches it unaltered. The Summary is the same: connects and connect
+// errors, a failed login handshake in handshake.authorize_rejected,
+// answers and latency (share search of ~32 SHA-256s plus the round trip),
+// rejections under "other", and shares.errors for miners whose Mine failed
+// (such a miner stops). Sources are refused; the stratum-only settings do
+// not apply (see Config.Dialect). This mode holds goroutines, not event
+// loops: meant for hundreds or a few thousand miners, not 18,000.
+//
 // # Measurements
 //
 //   - Answer latency: from writing a submit to reading its answer, in a
@@ -98,7 +114,8 @@
 // (--target, --allow-remote, --miners, --sources, --connect-concurrency,
 // --connect-rate, --connect-timeout, --user, --password, --user-agent,
 // --configure, --extranonce-subscribe, --mode, --rate, --duration, --drain,
-// --max-pending, --hash-workers, --hash-queue, --max-hashes, --event-loops),
+// --max-pending, --hash-workers, --hash-queue, --max-hashes, --event-loops,
+// --dialect),
 // a progress line goes to stderr every second and the Summary to stdout as
 // JSON. See its -help.
 package flood

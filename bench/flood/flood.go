@@ -80,6 +80,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	if k, ok := cfg.dialectKind(); ok {
+		return runDialect(ctx, cfg, target, k)
+	}
 	fds, err := checkFDs(cfg.miners(), cfg.concurrency(), cfg.eventLoops(), cfg.ExtraFDs)
 	if err != nil {
 		return nil, err

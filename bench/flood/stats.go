@@ -73,6 +73,8 @@ type stats struct {
 	unknownMethods, protocolErrors, overlongLines atomic.Int64
 
 	hashes, found, exhausted, queueFull, stale atomic.Int64
+
+	mineErrors atomic.Int64 // Dialect miners: Mine ended in an error
 }
 
 func raiseMax(peak *atomic.Int64, v int64) {
@@ -140,7 +142,10 @@ func (p Progress) String() string {
 
 // Summary is the outcome of a flood, printed as JSON by the flood command.
 type Summary struct {
-	Target       string   `json:"target"`
+	Target string `json:"target"`
+	// Dialect is Config.Dialect for the dialectsim miners; "" for
+	// stratum v1.
+	Dialect      string   `json:"dialect,omitempty"`
 	Mode         Mode     `json:"mode"`
 	Miners       int      `json:"miners"`
 	Sources      []string `json:"sources,omitempty"`
@@ -214,6 +219,9 @@ type ShareSummary struct {
 	// SkippedLate were due while the event loop lagged a whole burst.
 	SkippedBacklog int64 `json:"skipped_backlog"`
 	SkippedLate    int64 `json:"skipped_late"`
+	// Errors counts Dialect miners whose Mine ended in a transport error
+	// or a timeout (each such miner then stops); always 0 for stratum v1.
+	Errors int64 `json:"errors,omitempty"`
 	// SentPerSec and AcceptedPerSec average over DurationS;
 	// SteadySentPerSec over the time after the ramp.
 	SentPerSec       float64 `json:"sent_per_s"`

@@ -7,6 +7,13 @@
 //
 //	go run ./bench/cmd/flood --target 127.0.0.1:9332 --miners 18000 \
 //	    --sources 127.0.0.2-127.0.0.9 --user NAME.rig%d --rate 0.2 --duration 60s
+//
+// With --dialect (cryptonote, ethstratum, ethproxy, kawpow, equihash,
+// kheavyhash) the miners speak that dialect instead, one goroutine each
+// (bench/dialectsim miners mining stand-in shares):
+//
+//	go run ./bench/cmd/flood --target 127.0.0.1:9332 --dialect cryptonote \
+//	    --miners 500 --user NAME.rig%d --rate 1 --duration 30s
 package main
 
 import (
@@ -18,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +48,18 @@ flood waits up to --drain for answers and exits. Progress goes to stderr every
 Targets outside 127.0.0.0/8 and ::1 are refused without --allow-remote. The soft
 RLIMIT_NOFILE is raised to the hard limit; a miner count that cannot fit is
 refused before dialing. Use several --sources so ephemeral ports do not run out.
+
+Dialects:
+  --dialect stratum (the default) is Bitcoin stratum v1 as above. --dialect
+  cryptonote, ethstratum, ethproxy, kawpow, equihash or kheavyhash runs one
+  goroutine per miner with a bench/dialectsim miner instead: it logs in the
+  dialect's way (cryptonote sends the algo list ["rx/0"]), mines a stand-in
+  share (valid at a bench/dialectsim pool, not a real proof of work) and
+  submits it every 1/--rate seconds (jittered) until --duration; a miner whose
+  share fails stops (counted in shares.errors). --sources is refused; --mode,
+  --configure, --extranonce-subscribe, --max-pending, --hash-* and
+  --event-loops do not apply; --user-agent defaults to the dialect's usual
+  miner; --connect-timeout also bounds each answer.
 
 Share modes:
   blind  submit without hashing: every share valid at a pool difficulty of
@@ -82,9 +102,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 10*time.Second, "timeout of one dial")
 	fs.StringVar(&c.User, "user", "flood", "mining.authorize user; %d becomes the miner index (NAME.rig%d)")
 	fs.StringVar(&c.Password, "password", "x", "mining.authorize password")
-	fs.StringVar(&c.UserAgent, "user-agent", "stratum-flood/1.0", "subscribe user agent and client.get_version answer")
+	fs.StringVar(&c.UserAgent, "user-agent", "", "subscribe user agent and client.get_version answer (default stratum-flood/1.0; with --dialect the dialect's usual miner)")
 	fs.BoolVar(&c.Configure, "configure", false, "send mining.configure (version rolling) before subscribe")
 	fs.BoolVar(&c.ExtranonceSubscribe, "extranonce-subscribe", false, "send mining.extranonce.subscribe")
+	fs.StringVar(&c.Dialect, "dialect", flood.DialectStratum, "miner `dialect`: stratum, or "+strings.Join(flood.DialectKinds(), ", ")+" (a goroutine per miner)")
 	fs.StringVar(&o.mode, "mode", "blind", "share `mode`: blind or valid")
 	fs.Float64Var(&c.Rate, "rate", 0.2, "shares per second per miner (0: connect only)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "run time from start, connect ramp included")

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stratum-proxy/stratum-proxy/bench/dialectsim"
 	"github.com/stratum-proxy/stratum-proxy/bench/flood"
 )
 
@@ -40,7 +43,7 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-help"}, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-help: %v", err)
 	}
-	for _, want := range []string{"--allow-remote", "-sources", "-connect-concurrency", "blind", "valid"} {
+	for _, want := range []string{"--allow-remote", "-sources", "-connect-concurrency", "blind", "valid", "-dialect", "cryptonote"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}
@@ -54,5 +57,38 @@ func TestRunRefusesRemote(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "--allow-remote") || stdout.Len() != 0 {
 		t.Fatalf("stderr %q stdout %q", stderr.String(), stdout.String())
+	}
+}
+
+// TestRunDialect runs the command against a kawpow simulator and reads
+// the JSON summary.
+func TestRunDialect(t *testing.T) {
+	o, err := parseFlags(strings.Fields("--target 127.0.0.1:1 --dialect cryptonote"), io.Discard)
+	if err != nil || o.cfg.Dialect != "cryptonote" {
+		t.Fatalf("parse --dialect: %v %+v", err, o)
+	}
+	pool, err := dialectsim.StartPool(dialectsim.PoolConfig{Kind: dialectsim.KawPow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--target", pool.Addr(), "--dialect", "kawpow", "--miners", "3", "--rate", "5",
+		"--duration", "1s", "--drain", "1s", "--quiet"}
+	if code := run(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var sum flood.Summary
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+		t.Fatal(err, stdout.String())
+	}
+	if sum.Dialect != "kawpow" || sum.Handshake.Authorized != 3 || sum.Shares.Accepted == 0 ||
+		sum.Shares.Accepted != int64(pool.Stats().Accepted) {
+		t.Fatalf("summary %+v %+v, pool %+v", sum.Handshake, sum.Shares, pool.Stats())
+	}
+	stderr.Reset()
+	if code := run([]string{"--target", pool.Addr(), "--dialect", "scrypt", "--quiet"}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "scrypt") {
+		t.Fatalf("unknown dialect: exit %d, %q", code, stderr.String())
 	}
 }

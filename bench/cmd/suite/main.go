@@ -21,8 +21,10 @@
 // Scenarios: memory (proxy RSS per miner, split and passthrough), relay
 // (shares/s at saturation and answer latency at a fixed rate), fanout
 // (pool send -> last miner at 18,000 miners), upstreams (pool connections
-// per account at 18,000 miners), allocs (the Go micro-benchmarks with
-// -benchmem). See docs/BENCHMARKS.md for the results and how to read them.
+// per account at 18,000 miners), dialects (upstreams, proxy RSS per miner
+// and shares of the CryptoNote, EthereumStratum, ETHProxy, kawpow, equihash
+// and kHeavyHash miners), allocs (the Go micro-benchmarks with -benchmem).
+// See docs/BENCHMARKS.md for the results and how to read them.
 package main
 
 import (
@@ -58,7 +60,7 @@ type options struct {
 }
 
 // allScenarios in the order they run.
-var allScenarios = []string{"memory", "relay", "fanout", "upstreams", "allocs"}
+var allScenarios = []string{"memory", "relay", "fanout", "upstreams", "dialects", "allocs"}
 
 func main() {
 	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "--role=") {
@@ -86,7 +88,7 @@ func main() {
 const usage = `suite: the proxy's benchmark suite, miners straight to the pool simulator vs through the proxy.
 
 Usage:
-  go run ./bench/cmd/suite [--quick] [--scenarios memory,relay,fanout,upstreams,allocs] [--json FILE]
+  go run ./bench/cmd/suite [--quick] [--scenarios memory,relay,fanout,upstreams,dialects,allocs] [--json FILE]
 
 Flags:
 `
@@ -235,6 +237,8 @@ func (s *suite) scenario(ctx context.Context, name string) error {
 		return s.fanout(ctx)
 	case "upstreams":
 		return s.upstreams(ctx)
+	case "dialects":
+		return s.dialects(ctx)
 	case "allocs":
 		return s.allocs(ctx)
 	}
