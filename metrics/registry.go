@@ -29,13 +29,14 @@ type Registry struct {
 	tag atomic.Pointer[string] // the `proxy` label value, cleaned
 
 	// Updated atomically from any goroutine.
-	miners    atomic.Int64
-	upstreams atomic.Int64
-	inGrace   atomic.Int64
-	drops     [len(dropReasons)]atomic.Uint64
-	panics    [len(panicWheres)]atomic.Uint64
-	fanout    histogram
-	rtt       histogram
+	miners       atomic.Int64
+	upstreams    atomic.Int64
+	inGrace      atomic.Int64
+	usersExpired atomic.Uint64
+	drops        [len(dropReasons)]atomic.Uint64
+	panics       [len(panicWheres)]atomic.Uint64
+	fanout       histogram
+	rtt          histogram
 
 	mu sync.Mutex
 	// Guarded by mu.

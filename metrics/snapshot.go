@@ -53,3 +53,12 @@ func (r *Registry) Totals() Totals {
 	}
 	return t
 }
+
+// UsersExpired counts issued names deleted by --users.ttl, in
+// proxy_users_expired_total.
+func (r *Registry) UsersExpired(n int) {
+	if r == nil {
+		return
+	}
+	r.usersExpired.Add(uint64(n))
+}
