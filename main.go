@@ -98,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.Close()
 	if len(rest) > 0 {
-		return store.Command(st, rest, stdout)
+		return store.CommandIn(st, rest, os.Stdin, stdout)
 	}
 	return serve(o, st, log)
 }

@@ -105,7 +105,7 @@ func startProxy(t *testing.T, db string, extra ...string) *proxyProc {
 	t.Helper()
 	web := freePort(t)
 	args := append([]string{"--db.path", db, "--stratum.addr", "127.0.0.1:0", "--web.addr", web,
-		"--log.format", "json", "--log.level", "debug", "--metrics.tag", "it"}, extra...)
+		"--log.format", "json", "--log.level", "debug", "--metrics.tag", "it", "--web.auth-token", itToken}, extra...)
 	cmd := exec.Command(binPath, args...)
 	logs := &syncBuffer{}
 	pr, pw := io.Pipe()
@@ -662,7 +662,9 @@ func TestBinaryKillDuringRegistrations(t *testing.T) {
 		// Restart on the same file: every acknowledged name is there.
 		q := startProxy(t, db)
 		for _, name := range names {
-			resp, err := http.Get("http://" + q.web + "/api/v1/users/" + name)
+			req, _ := http.NewRequest(http.MethodGet, "http://"+q.web+"/api/v1/users/"+name, nil)
+			req.Header.Set("Authorization", "Bearer "+itToken)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -679,4 +681,45 @@ func TestBinaryKillDuringRegistrations(t *testing.T) {
 		t.Fatal("no registration was acknowledged in ten rounds")
 	}
 	t.Logf("%d acknowledged registrations survived 10 kill -9 rounds", len(names))
+}
+
+// itToken is the management API token the binary tests start the proxy with.
+const itToken = "it-token"
+
+// TestBinaryManagementTokenFile: started without --web.auth-token, the
+// proxy keeps a random token in a 0600 file beside its store, logs the
+// file's path and never the token, and the management API needs it.
+func TestBinaryManagementTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	p := startProxy(t, filepath.Join(dir, "proxy.db"), "--web.auth-token", "")
+	file := filepath.Join(dir, tokenFileName)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(b))
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v", fi.Mode())
+	}
+	if logs := p.logs.String(); !strings.Contains(logs, file) || strings.Contains(logs, token) {
+		t.Fatalf("the log must name the file and not the token:\n%s", logs)
+	}
+	get := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+p.web+"/api/v1/users", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get(""); c != 401 {
+		t.Fatalf("listing without the token: %d", c)
+	}
+	if c := get(token); c != 200 {
+		t.Fatalf("listing with the file's token: %d", c)
+	}
 }

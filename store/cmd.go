@@ -14,8 +14,13 @@ import (
 const Usage = `usage:
   pool add HOST:PORT ALGORITHM [--mode=split|passthrough] [--extranonce2-size=N] [--tls]
   pool list
+  pool delete HOST:PORT
   algo list
-  user list`
+  algo delete NAME
+  user list
+  user delete NAME
+  user passwd NAME        (the new password is read from standard input)
+While the proxy runs it holds the store: use its management API (/api/v1) then.`
 
 // ErrUsage is returned (wrapped, with Usage) for an unknown subcommand or
 // malformed arguments.
@@ -27,12 +32,59 @@ var ErrUsage = errors.New("store: bad command")
 // prints passwords. Errors from bad arguments wrap ErrUsage and include
 // Usage.
 func Command(st Store, args []string, w io.Writer) error {
+	return CommandIn(st, args, nil, w)
+}
+
+// CommandIn is Command with in as standard input ("user passwd" reads the
+// new password from it, so it never shows in a shell's history).
+func CommandIn(st Store, args []string, in io.Reader, w io.Writer) error {
 	if len(args) < 2 {
 		return usageError("missing subcommand")
+	}
+	one := func() (string, error) {
+		if len(args) != 3 {
+			return "", usageError(args[0] + " " + args[1] + " takes one argument")
+		}
+		return args[2], nil
 	}
 	switch cmd := args[0] + " " + args[1]; cmd {
 	case "pool add":
 		return poolAdd(st, args[2:], w)
+	case "pool delete", "algo delete", "user delete":
+		arg, err := one()
+		if err != nil {
+			return err
+		}
+		switch args[0] {
+		case "pool":
+			err = st.DeletePool(arg)
+		case "algo":
+			err = st.DeleteAlgorithm(arg)
+		default:
+			err = st.DeleteUser(arg)
+		}
+		if err == nil {
+			fmt.Fprintf(w, "deleted %s %s\n", args[0], arg)
+		}
+		return err
+	case "user passwd":
+		name, err := one()
+		if err != nil {
+			return err
+		}
+		if in == nil {
+			return usageError("user passwd reads the password from standard input")
+		}
+		b, err := io.ReadAll(io.LimitReader(in, MaxFieldLen+2))
+		if err != nil {
+			return err
+		}
+		pw := strings.TrimRight(string(b), "\r\n")
+		if err := st.SetPassword(name, Secret(pw)); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "password of %s changed\n", name)
+		return nil
 	case "pool list", "algo list", "user list":
 		if len(args) > 2 {
 			return usageError(fmt.Sprintf("%s takes no arguments, got %q", cmd, strings.Join(args[2:], " ")))

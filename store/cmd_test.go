@@ -91,3 +91,31 @@ func TestCommand(t *testing.T) {
 		t.Errorf("pool add with bad mode = %v", err)
 	}
 }
+
+func TestCommandDeleteAndPasswd(t *testing.T) {
+	db, _ := openTest(t, nil)
+	pool := db.Pools()[0].Addr
+	name, _, err := db.RegisterUser(Account{Pool: pool, User: "acct", Password: "old"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := CommandIn(db, []string{"user", "passwd", name}, strings.NewReader("new\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := db.User(name); u.Password.Reveal() != "new" || strings.Contains(out.String(), "new\n") && !strings.Contains(out.String(), "changed") {
+		t.Fatalf("passwd: %q, output %q", u.Password.Reveal(), out.String())
+	}
+	if err := CommandIn(db, []string{"pool", "delete", pool}, nil, &out); !errors.Is(err, ErrInUse) {
+		t.Fatalf("pool delete in use: %v", err)
+	}
+	if err := CommandIn(db, []string{"user", "delete", name}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := CommandIn(db, []string{"pool", "delete", pool}, nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := CommandIn(db, []string{"user", "delete"}, nil, &out); !errors.Is(err, ErrUsage) {
+		t.Fatalf("missing argument: %v", err)
+	}
+}

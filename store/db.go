@@ -159,7 +159,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	// registration acknowledged to a client survives kill -9 and power loss.
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.timeout()})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s (waited %s; is another stratum-proxy running?)", ErrLocked, path, opts.timeout())
+		return nil, fmt.Errorf("%w: %s (waited %s; is another stratum-proxy running? While it runs, change pools, users and algorithms through its management API, /api/v1)", ErrLocked, path, opts.timeout())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
