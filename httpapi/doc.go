@@ -9,18 +9,24 @@ registration and listings under /api/v1/, the Prometheus exposition at
 	go api.ListenAndServe() // ":12743" unless Config.Addr says otherwise
 	defer api.Shutdown()
 
-Routes:
+Routes (the full list, with every status, is openapi.json, served at
+/api/v1/openapi.json; TestOpenAPIMatchesRouter checks the two agree):
 
-	POST|PUT /api/v1/users        register {"pool","user","password","backups":[...]}:
-	                              201 {"name":"<16 hex>","error":""} for a new name,
-	                              200 with the existing name for the same pool/user/password,
-	                              with "updated":true when a given backup list replaced the stored one
-	GET      /api/v1/users        {"users":[...]}   no passwords
-	GET      /api/v1/users/{name} one user          no passwords
-	GET      /api/v1/pools        {"pools":[...]}
-	GET      /api/v1/algorithms   {"algorithms":[...]}
-	GET      /metrics             Prometheus text format (404 if Config.Metrics is nil)
-	GET      /healthz             "ok", or 503 with the reason
+	POST|PUT /api/v1/users        register {"pool","user","password","backups":[...]} (open
+	                              unless Config.RegisterNeedsToken)
+	GET      /api/v1/users[/{name}]                       no passwords
+	PATCH|DELETE /api/v1/users/{name}                     password/backups; delete closes its miners
+	GET|POST /api/v1/pools, GET|PATCH|DELETE /api/v1/pools/{addr}
+	GET|POST /api/v1/algorithms, GET|PATCH|DELETE /api/v1/algorithms/{name}
+	GET      /api/v1/stats, /api/v1/workers, /api/v1/history
+	DELETE   /api/v1/workers/{id}                         kick
+	GET      /metrics, /healthz, /api/v1/openapi.json     open
+	GET      /, /ui/...                                   the dashboard (open; it asks for the token)
+
+Everything else under /api/ needs "Authorization: Bearer <token>"; an
+empty Config.AuthToken closes it entirely (the proxy always sets one).
+Questions about miners go to Config.Live (the running proxy), which
+answers them on its event loops.
 
 Every error under /api/ answers {"name":"","error":"<what is wrong>"}, the
 registration answer's shape, so one client type decodes all of them:
@@ -50,8 +56,8 @@ application/x-www-form-urlencoded, and the README's one-line example must
 work. Bodies are parsed as JSON whatever the type says; only multipart
 and other clearly non-JSON types are refused.
 
-Routing is a switch on the path: six routes do not justify a router
-dependency.
+Routing is a switch on the path with one path parameter at most: the
+routes do not justify a router dependency.
 
 # Caveats
 
@@ -59,8 +65,9 @@ Passwords never leave the process through this package: listings carry
 no password field, requests are logged at debug level without bodies or
 headers, and JSON error messages never quote the body.
 
-When Config.AuthToken is empty, anyone who reaches the port can register
-users and read the pool logins; Serve logs a warning. /metrics and /healthz
+When Config.AuthToken is empty the management API answers 401 to
+everything; registration stays open unless Config.RegisterNeedsToken.
+/metrics, /healthz, the OpenAPI document and the dashboard's static files
 are always open.
 */
 package httpapi

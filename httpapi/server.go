@@ -153,7 +153,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	if s.cfg.AuthToken == "" {
 		s.log.Warn().Str("addr", ln.Addr().String()).
-			Msg("HTTP API has no auth token: anyone who reaches this port can register users and list pool logins")
+			Msg("HTTP API has no auth token: the management API is closed (registration only)")
 	}
 	if err := s.srv.Serve(ln); err != nil {
 		return fmt.Errorf("httpapi: serve %s: %w", ln.Addr(), err)
