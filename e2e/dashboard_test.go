@@ -235,9 +235,15 @@ func dashboardBase(t *testing.T, root, web string) string {
 	target, _ := url.Parse(base)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = transport
+	return serveLocal(t, uiHandler(root, rp))
+}
+
+// uiHandler serves httpapi/ui from disk as serveUI does ("/" and
+// "/ui/<file>", same CSP) and passes every other request to next.
+func uiHandler(root string, next http.Handler) http.Handler {
 	ui := filepath.Join(root, "httpapi", "ui")
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := ""
 		switch {
 		case r.URL.Path == "/":
@@ -245,7 +251,7 @@ func dashboardBase(t *testing.T, root, web string) string {
 		case strings.HasPrefix(r.URL.Path, "/ui/") && !strings.Contains(r.URL.Path[4:], "/"):
 			name = r.URL.Path[4:]
 		default:
-			rp.ServeHTTP(w, r)
+			next.ServeHTTP(w, r)
 			return
 		}
 		b, err := os.ReadFile(filepath.Join(ui, name))
@@ -258,6 +264,12 @@ func dashboardBase(t *testing.T, root, web string) string {
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(b)
 	})
+}
+
+// serveLocal serves h on a free 127.0.0.1 port until the test ends and
+// returns its base URL.
+func serveLocal(t *testing.T, h http.Handler) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -311,6 +311,7 @@
     for (let i = 0; i <= 4; i++) {
       const t = tMin + (tMax - tMin) * i / 4;
       const d = new Date(t * 1000);
+      g.textAlign = i === 0 ? 'left' : i === 4 ? 'right' : 'center';
       g.fillText(d.getHours().toString().padStart(2, '0') + ':' + d.getMinutes().toString().padStart(2, '0'), x(t), T + H + 6);
     }
     // lines
@@ -354,6 +355,9 @@
     try {
       const data = await api('GET', '/api/v1/pools');
       pools = Array.isArray(data.pools) ? data.pools : [];
+      // Pools in use first (miners, then up), then by address.
+      const rank = (p) => (p.state && p.state.miners > 0 ? 2 : 0) + (p.state && p.state.up ? 1 : 0);
+      pools.sort((a, b) => rank(b) - rank(a) || String(a.addr).localeCompare(String(b.addr)));
       panelState('pools', null);
     } catch (e) {
       panelState('pools', e);
