@@ -54,6 +54,8 @@ type options struct {
 	stratumAddr string
 	webAddr     string
 	webToken    string
+	webRegister string
+	usersTTL    time.Duration
 	regRate     float64
 	dbPath      string
 	metricsTag  string
@@ -111,7 +113,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	p := &o.proxy
 	fs.StringVar(&o.stratumAddr, "stratum.addr", ":9332", "stratum listen address for miners")
 	fs.StringVar(&o.webAddr, "web.addr", ":12743", "HTTP listen address for the API and /metrics")
-	fs.StringVar(&o.webToken, "web.auth-token", "", "if set, /api/ requests need 'Authorization: Bearer <token>'")
+	fs.StringVar(&o.webToken, "web.auth-token", "", "bearer token of the management API; empty: a random one is kept in a 0600 file beside the store (its path is logged)")
+	fs.StringVar(&o.webRegister, "web.register", "open", "registration (POST /api/v1/users): open, or token (needs the bearer token too)")
+	fs.DurationVar(&o.usersTTL, "users.ttl", 0, "delete issued names no miner used for this long (0: never)")
 	fs.StringVar(&o.dbPath, "db.path", "./data/proxy.db", "bbolt database file (created on first start)")
 	fs.StringVar(&o.metricsTag, "metrics.tag", "", "value of the `proxy` label (default: the bound stratum address)")
 	fs.StringVar(&o.workerLabel, "metrics.worker-label", "addr", "value of the `worker` label: addr (miner ip:port) or name (rig name)")
@@ -188,6 +192,9 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 		}
 	})
 	p.NoVardiff = !*vardiff
+	if envErr == nil && o.webRegister != "open" && o.webRegister != "token" {
+		envErr = fmt.Errorf("--web.register=%q: want open or token", o.webRegister)
+	}
 	return o, fs.Args(), envErr
 }
 
@@ -272,12 +279,27 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 	reg.Start()
 	defer reg.Stop()
 
+	token, tokenFile, err := authToken(o.webToken, o.dbPath)
+	if err != nil {
+		_ = srv.Stop(context.Background())
+		return err
+	}
+	if tokenFile != "" {
+		log.Info().Str("file", tokenFile).Msg("management API token (--web.auth-token was not given)")
+	}
+	if o.usersTTL > 0 {
+		go expireUsers(ctx, st, srv, reg, o.usersTTL, log)
+	}
 	api := httpapi.New(httpapi.Config{
-		Addr:      o.webAddr,
-		Store:     st,
-		Metrics:   reg.WritePrometheus,
-		Log:       log,
-		AuthToken: o.webToken,
+		Addr:               o.webAddr,
+		Store:              st,
+		Metrics:            reg.WritePrometheus,
+		Log:                log,
+		AuthToken:          token,
+		RegisterNeedsToken: o.webRegister == "token",
+		Live:               srv,
+		Registry:           reg,
+		Version:            proxy.Version,
 		// Registrations past the rate are counted with the proxy's other
 		// refusals, so one alert covers hostile load.
 		RegisterRate:  o.regRate,

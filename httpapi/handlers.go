@@ -138,37 +138,89 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if !strings.HasPrefix(path+"/", prefixAPI) {
+		if s.serveUI(ctx, path) {
+			return
+		}
 		ctx.Error("404 not found", fasthttp.StatusNotFound)
 		return
 	}
 	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
-	if !s.authorized(ctx) {
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="stratum-proxy"`)
-		s.apiError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+	if path == pathOpenAPI {
+		if s.allow(ctx, true, fasthttp.MethodGet) {
+			ctx.SetContentType(contentJSON)
+			ctx.SetBody(openAPIDoc)
+		}
 		return
 	}
+	// Registration is open unless Config.RegisterNeedsToken; everything
+	// else needs the bearer token.
+	open := path == pathUsers && (ctx.IsPost() || ctx.IsPut()) && !s.cfg.RegisterNeedsToken
+	if !open && !s.authorized(ctx) {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="stratum-proxy"`)
+		msg := "missing or wrong bearer token"
+		if s.cfg.AuthToken == "" {
+			msg = "the management API is closed: start the proxy with --web.auth-token"
+		}
+		s.apiError(ctx, fasthttp.StatusUnauthorized, msg)
+		return
+	}
+	get, change := fasthttp.MethodGet, []string{fasthttp.MethodGet, fasthttp.MethodPut, "PATCH", fasthttp.MethodDelete}
 	switch {
 	case path == pathUsers:
 		if ctx.IsPost() || ctx.IsPut() {
 			s.register(ctx)
-		} else if s.allow(ctx, true, fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodPut) {
+		} else if s.allow(ctx, true, get, fasthttp.MethodPost, fasthttp.MethodPut) {
 			s.listUsers(ctx)
 		}
-	case strings.HasPrefix(path, pathUsersSlash) && !strings.Contains(path[len(pathUsersSlash):], "/"):
-		if s.allow(ctx, true, fasthttp.MethodGet) {
-			s.getUser(ctx, path[len(pathUsersSlash):])
+	case strings.HasPrefix(path, pathUsersSlash):
+		if name, ok := pathParam(path, pathUsersSlash); !ok {
+			s.apiError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+path)
+		} else if s.allow(ctx, true, change...) {
+			s.user(ctx, name)
 		}
 	case path == pathPools:
-		if s.allow(ctx, true, fasthttp.MethodGet) {
-			s.writeJSON(ctx, fasthttp.StatusOK, struct {
-				Pools []store.Pool `json:"pools"`
-			}{s.cfg.Store.Pools()})
+		if ctx.IsPost() {
+			s.addPool(ctx)
+		} else if s.allow(ctx, true, get, fasthttp.MethodPost) {
+			s.listPools(ctx)
+		}
+	case strings.HasPrefix(path, pathPoolsSlash):
+		if addr, ok := pathParam(path, pathPoolsSlash); !ok {
+			s.apiError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+path)
+		} else if s.allow(ctx, true, change...) {
+			s.pool(ctx, addr)
 		}
 	case path == pathAlgorithms:
-		if s.allow(ctx, true, fasthttp.MethodGet) {
+		if ctx.IsPost() {
+			s.addAlgorithm(ctx)
+		} else if s.allow(ctx, true, get, fasthttp.MethodPost) {
 			s.writeJSON(ctx, fasthttp.StatusOK, struct {
 				Algorithms []store.Algorithm `json:"algorithms"`
 			}{s.cfg.Store.Algorithms()})
+		}
+	case strings.HasPrefix(path, pathAlgosSlash):
+		if name, ok := pathParam(path, pathAlgosSlash); !ok {
+			s.apiError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+path)
+		} else if s.allow(ctx, true, change...) {
+			s.algorithm(ctx, name)
+		}
+	case path == pathStats:
+		if s.allow(ctx, true, get) {
+			s.stats(ctx)
+		}
+	case path == pathWorkers:
+		if s.allow(ctx, true, get) {
+			s.workers(ctx)
+		}
+	case strings.HasPrefix(path, pathWorkersSlash):
+		if id, ok := pathParam(path, pathWorkersSlash); !ok {
+			s.apiError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+path)
+		} else if s.allow(ctx, true, fasthttp.MethodDelete) {
+			s.kick(ctx, id)
+		}
+	case path == pathHistory:
+		if s.allow(ctx, true, get) {
+			s.history(ctx)
 		}
 	default:
 		s.apiError(ctx, fasthttp.StatusNotFound, "no such endpoint: "+path)

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/stratum-proxy/stratum-proxy/metrics"
 	"github.com/stratum-proxy/stratum-proxy/store"
 )
 
@@ -67,6 +68,18 @@ type Config struct {
 	// OnRateLimited, if set, is called for each registration refused by
 	// RegisterRate (the proxy counts it in proxy_miners_dropped_total).
 	OnRateLimited func()
+	// RegisterNeedsToken closes registration (POST/PUT /api/v1/users) to
+	// requests without the token too; false leaves it open, as the
+	// original did.
+	RegisterNeedsToken bool
+	// Live is the running proxy the management routes ask (workers, kick,
+	// pool states, a deleted user's miners). Nil: those answer 503.
+	Live Live
+	// Registry gives the dashboard's totals and hashrate history. Nil:
+	// they read zero and empty.
+	Registry *metrics.Registry
+	// Version is reported by /api/v1/stats.
+	Version string
 }
 
 func (c *Config) addr() string {
@@ -92,6 +105,8 @@ type Server struct {
 	maxBody  int
 	regLimit *rateLimit // nil: no cap
 	srv      *fasthttp.Server
+	started  time.Time
+	rates    shareRates
 
 	mu       sync.Mutex // guards shutdown
 	shutdown bool
@@ -108,6 +123,7 @@ func New(cfg Config) *Server {
 		log:      cfg.Log.With().Str("component", "httpapi").Logger(),
 		maxBody:  cfg.maxBodySize(),
 		regLimit: newRateLimit(cfg.RegisterRate),
+		started:  time.Now(),
 	}
 	s.srv = &fasthttp.Server{
 		Name:                         "stratum-proxy",

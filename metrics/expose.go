@@ -183,6 +183,8 @@ func (e *expo) proxy(r *Registry, s *snap) {
 	e.float(&famUpstreamsConnected, "", float64(r.upstreams.Load()))
 	e.header(&famSessionsInGrace)
 	e.float(&famSessionsInGrace, "", float64(r.inGrace.Load()))
+	e.header(&famUsersExpired)
+	e.float(&famUsersExpired, "", float64(r.usersExpired.Load()))
 
 	e.header(&famMinersDropped)
 	var reason []byte

@@ -13,6 +13,7 @@ type family struct {
 var (
 	famMinersConnected    = family{"proxy_miners_connected", "gauge", "Miner connections currently open."}
 	famUpstreamsConnected = family{"proxy_upstreams_connected", "gauge", "Pool connections currently established."}
+	famUsersExpired       = family{"proxy_users_expired_total", "counter", "Issued names deleted because no miner used them for --users.ttl."}
 	famSessionsInGrace    = family{"proxy_sessions_in_grace", "gauge", "Miner sessions whose connection closed and which wait, within the grace period, to be restored."}
 	famMinersDropped      = family{"proxy_miners_dropped_total", "counter", "Miner connections closed by the proxy, by reason."}
 	famPanics             = family{"proxy_panics_total", "counter", "Panics recovered at a connection boundary, by where: miner or pool connection handlers, or other; each closed only that connection."}
@@ -67,7 +68,7 @@ var (
 
 // proxyFamilies lists the families above in exposition order; tests and docs check against it.
 var proxyFamilies = [...]*family{
-	&famMinersConnected, &famUpstreamsConnected, &famSessionsInGrace, &famMinersDropped,
+	&famMinersConnected, &famUpstreamsConnected, &famSessionsInGrace, &famUsersExpired, &famMinersDropped,
 	&famPanics, &famUpstreamReconnects, &famPoolInvalid, &famNotifyFanout, &famShareRTT,
 	&famPoolUp, &famPoolDivider, &famPoolSpeed, &famPoolAccepted, &famPoolOneAccepted,
 	&famPoolUpstreamSent, &famPoolUpstreamOneSent, &famPoolUpstreamAccepted,

@@ -110,6 +110,7 @@ func TestLabelSets(t *testing.T) {
 		"proxy_worker_upstream_accepted_total":     {"proxy", "worker", "user", "hash", "pool"},
 		"proxy_worker_upstream_one_accepted_total": {"proxy", "worker", "user", "hash", "pool"},
 		"proxy_worker_upstream_rejected_total":     {"proxy", "worker", "user", "hash", "pool", "reason"},
+		"proxy_users_expired_total":                {"proxy"},
 	}
 	var order []string
 	for _, name := range x.order {

@@ -29,13 +29,14 @@ type Registry struct {
 	tag atomic.Pointer[string] // the `proxy` label value, cleaned
 
 	// Updated atomically from any goroutine.
-	miners    atomic.Int64
-	upstreams atomic.Int64
-	inGrace   atomic.Int64
-	drops     [len(dropReasons)]atomic.Uint64
-	panics    [len(panicWheres)]atomic.Uint64
-	fanout    histogram
-	rtt       histogram
+	miners       atomic.Int64
+	upstreams    atomic.Int64
+	inGrace      atomic.Int64
+	usersExpired atomic.Uint64
+	drops        [len(dropReasons)]atomic.Uint64
+	panics       [len(panicWheres)]atomic.Uint64
+	fanout       histogram
+	rtt          histogram
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -50,6 +51,7 @@ type Registry struct {
 	endpoints  map[string]*endpoint // by cleaned pool address
 	epList     []*endpoint          // creation order: the exposition order
 	extraDrops []*extraDrop         // undeclared drop reasons, at most maxExtraDrops
+	hist       history              // guarded by mu
 	tickSpeeds []float64            // Tick's scratch, per group
 
 	// The ticker goroutine; guarded by runMu.
@@ -198,6 +200,7 @@ func (r *Registry) Tick(now time.Time) {
 		g.speed = speeds[i]
 	}
 	r.tickSpeeds = speeds
+	r.hist.record(now, r.groupList)
 }
 
 // groupLocked returns the group of (user, hash, pool), creating it and its pool and algorithm.
@@ -263,6 +266,7 @@ const (
 	DropOutputMemory     = "output_memory"      // output queued to all miners passed --limits.max-outbound-total
 	DropRegistrationRate = "registration_rate"  // an API client registered names faster than --web.register-rate
 	DropDialect          = "dialect_mismatch"   // its dialect is not one its account's algorithm speaks
+	DropKicked           = "kicked"             // closed through the management API (kicked, or its user deleted)
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
@@ -270,7 +274,7 @@ var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
 	DropNoPool, DropPanic, DropAccountSwitch, DropPerAddress, DropConnectionRate, DropRestoreFull,
-	DropOutputMemory, DropRegistrationRate, DropDialect,
+	DropOutputMemory, DropRegistrationRate, DropDialect, DropKicked,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are

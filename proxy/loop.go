@@ -32,6 +32,7 @@ const (
 	evConfigure                           // a member wants version rolling: ask the pool (up; up's loop)
 	evChecked                             // a share checked on the worker pool: judge it (mc, chk)
 	evSweep                               // housekeeping: timeouts on this loop's connections
+	evAdmin                               // a management API question about this loop's miners (admin)
 )
 
 // maxInlineID is the longest request id kept inline in an answer slot; real
@@ -41,16 +42,17 @@ const maxInlineID = 38
 // event is one message to a loop. It is a plain value so that posting it
 // copies a few words into a reused slice and allocates nothing.
 type event struct {
-	kind eventKind
-	ok   bool
-	code int32
-	seq  uint64 // the share an answer is for, in its miner's answer ring
-	mc   *minerConn
-	up   *upstream
-	job  *job
-	line []byte
-	chk  *checkTask // a share checked off the loop (evChecked)
-	msg  string     // error text of an answer
+	kind  eventKind
+	ok    bool
+	code  int32
+	seq   uint64 // the share an answer is for, in its miner's answer ring
+	mc    *minerConn
+	up    *upstream
+	job   *job
+	line  []byte
+	chk   *checkTask // a share checked off the loop (evChecked)
+	msg   string     // error text of an answer
+	admin *adminReq  // evAdmin
 }
 
 // loop is the proxy's view of one gnet event loop: its mailbox and the
@@ -164,6 +166,8 @@ func (l *loop) handle(ev *event) {
 		ev.mc.onChecked(ev.chk)
 	case evSweep:
 		l.sweep()
+	case evAdmin:
+		l.onAdmin(ev.admin)
 	}
 }
 

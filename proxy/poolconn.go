@@ -89,10 +89,15 @@ func (up *upstream) setState(st upState) bool {
 // startDial connects to the current target off the loop. It runs on
 // up.loop.
 func (up *upstream) startDial() {
+	if !up.refreshTargets() {
+		up.log.Info().Msg("user deleted; closing its upstream")
+		up.postMembers(event{kind: evGiveUp, up: up})
+		return
+	}
 	if !up.setState(upDialing) {
 		return
 	}
-	go up.dial(up.acct.targets[up.target].Pool)
+	go up.dial(up.targets[up.target].Pool)
 }
 
 // dial connects and enrolls the socket on up.loop, or reports the failure
@@ -128,7 +133,7 @@ func (up *upstream) onOpen(c gnet.Conn) gnet.Action {
 	up.leaveAt = time.Time{}
 	up.closeReq = false
 	up.newGeneration()
-	t := &up.acct.targets[up.target]
+	t := &up.targets[up.target]
 	up.mu.Lock()
 	up.mask = 0 // a mask granted by an earlier pool does not carry over
 	up.diff = 1 // nor its difficulty: 1 until this pool sets one (stratum's default)
@@ -262,7 +267,7 @@ func (up *upstream) onDialFailed(msg string) {
 	if closed {
 		return
 	}
-	up.failedAttempt(up.acct.targets[up.target].Pool, metrics.AttemptConnectFailed, errors.New(msg))
+	up.failedAttempt(up.targets[up.target].Pool, metrics.AttemptConnectFailed, errors.New(msg))
 }
 
 // failedAttempt counts a failed login attempt and moves to the next
@@ -275,7 +280,7 @@ func (up *upstream) failedAttempt(pool, outcome string, err error) {
 	}
 	up.tried++
 	var delay time.Duration
-	n := len(up.acct.targets)
+	n := len(up.targets)
 	if up.tried >= n {
 		if up.roundRefused >= n {
 			up.postMembers(event{kind: evLoginFailed, up: up, msg: up.refusal})
@@ -284,7 +289,7 @@ func (up *upstream) failedAttempt(pool, outcome string, err error) {
 		delay = up.grow()
 	}
 	up.target = (up.target + 1) % n
-	next := up.acct.targets[up.target].Pool
+	next := up.targets[up.target].Pool
 	up.log.Warn().Err(err).Str("pool", pool).Str("outcome", outcome).Str("next", next).Dur("in", delay).Msg("pool login failed")
 	up.schedule(delay)
 }
@@ -341,7 +346,7 @@ func (up *upstream) onLogin() {
 	up.readyAt = now
 	up.tried, up.roundRefused = 0, 0
 	up.gaveUp = false
-	pool := up.acct.targets[up.target].Pool
+	pool := up.targets[up.target].Pool
 	onBackup := up.target != 0
 	if onBackup {
 		up.nextProbe = now.Add(up.srv.cfg.failbackInterval())
@@ -418,7 +423,7 @@ func (up *upstream) tick(now time.Time) {
 		}
 		if up.target != 0 && !up.probing && now.After(up.nextProbe) {
 			up.probing = true
-			t := up.acct.targets[0]
+			t := up.targets[0]
 			go up.probe(t)
 		}
 	}
@@ -499,7 +504,7 @@ func (up *upstream) onProbeDone(ok bool) {
 		up.nextProbe = time.Now().Add(up.srv.cfg.failbackInterval())
 		return
 	}
-	up.log.Info().Str("pool", up.acct.targets[0].Pool).Msg("primary pool logged in on a probe; failing back")
+	up.log.Info().Str("pool", up.targets[0].Pool).Msg("primary pool logged in on a probe; failing back")
 	up.target, up.tried, up.backoff = 0, 0, 0
 	up.ending = endFailback
 	up.closeConn()

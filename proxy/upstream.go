@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
 	"github.com/stratum-proxy/stratum-proxy/metrics"
+	"github.com/stratum-proxy/stratum-proxy/store"
 )
 
 // pending is a share sent upstream and not yet answered.
@@ -81,11 +82,12 @@ type upstream struct {
 	subscribedOK bool     // the pool answered mining.subscribe
 	ending       endCause // why the proxy is ending the socket, when it is
 	probing      bool
-	gaveUp       bool   // logged the give-up of this outage
-	refusal      string // the pool's last reason for refusing the login
-	target       int    // index into acct.targets
-	tried        int    // failed attempts in this round
-	roundRefused int    // of which refused logins
+	gaveUp       bool            // logged the give-up of this outage
+	refusal      string          // the pool's last reason for refusing the login
+	target       int             // index into targets
+	targets      []store.Account // the account's logins as of the last dial (refreshTargets)
+	tried        int             // failed attempts in this round
+	roundRefused int             // of which refused logins
 	backoff      time.Duration
 	readyAt      time.Time
 	deadline     time.Time // login deadline
@@ -132,6 +134,7 @@ func newUpstream(a *account, l *loop, seq uint64, r joinReq) *upstream {
 	default:
 		up.dialect = newV1Pool()
 	}
+	up.targets = a.targets
 	up.log = srv.log.With().Str("user", a.name).Uint64("upstream", seq).Logger()
 	for _, t := range a.targets {
 		srv.met.PoolInUse(a.algo, t.Pool, a.divider)

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -84,6 +85,14 @@ var (
 	ErrInvalidAccount = errors.New("store: invalid account")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrInUse means a pool or algorithm cannot be deleted: users or pools
+	// still refer to it.
+	ErrInUse = errors.New("store: in use")
+	// ErrUnknownUser means no user has the given issued name.
+	ErrUnknownUser = errors.New("store: unknown user")
+	// ErrInvalidAlgorithm means an algorithm's name, divider or dialects
+	// are malformed.
+	ErrInvalidAlgorithm = errors.New("store: invalid algorithm")
 )
 
 // RegisterOutcome is what Store.RegisterUser did.
@@ -207,6 +216,21 @@ type Store interface {
 	// ErrInvalidAccount; nothing is stored on error. When it returns, the
 	// change is durable on disk.
 	RegisterUser(primary Account, backups []Account) (name string, outcome RegisterOutcome, err error)
+	// DeletePool removes a pool; ErrInUse while a user's primary or backup
+	// account names it, ErrUnknownPool when there is none.
+	DeletePool(addr string) error
+	// PutAlgorithm adds or replaces an algorithm (ErrInvalidAlgorithm).
+	PutAlgorithm(a Algorithm) error
+	// DeleteAlgorithm removes an algorithm; ErrInUse while a pool uses it,
+	// ErrUnknownAlgorithm when there is none.
+	DeleteAlgorithm(name string) error
+	// SetPassword replaces the password of a user's primary account.
+	SetPassword(name string, password Secret) error
+	// SetBackups replaces a user's backup accounts (checked as in
+	// RegisterUser).
+	SetBackups(name string, backups []Account) error
+	// DeleteUser removes an issued name (ErrUnknownUser).
+	DeleteUser(name string) error
 	// Touch records that the user was seen at t. It never blocks: the time
 	// is buffered and written in the background every few seconds.
 	// Unknown names are ignored.
@@ -325,4 +349,33 @@ func (a Algorithm) clone() Algorithm {
 	a.Aliases = slices.Clone(a.Aliases)
 	a.Dialects = slices.Clone(a.Dialects)
 	return a
+}
+
+// Dialects is every dialect name an Algorithm may list.
+var Dialects = []string{DialectStratum, DialectEthStratum, DialectEthProxy, DialectCryptoNote, DialectRelay}
+
+// checkAlgorithm validates a and returns it with its names canonical.
+func checkAlgorithm(a Algorithm) (Algorithm, error) {
+	a.Name = normalizeName(a.Name)
+	if a.Name == "" || len(a.Name) > 64 || strings.ContainsAny(a.Name, " \t\"\\") {
+		return Algorithm{}, fmt.Errorf("%w: name %q: want 1-64 characters without spaces or quotes", ErrInvalidAlgorithm, a.Name)
+	}
+	if !(a.Divider > 0) || math.IsInf(a.Divider, 0) {
+		return Algorithm{}, fmt.Errorf("%w: %s: divider must be a positive number", ErrInvalidAlgorithm, a.Name)
+	}
+	if len(a.Dialects) == 0 {
+		return Algorithm{}, fmt.Errorf("%w: %s: at least one dialect of %s", ErrInvalidAlgorithm, a.Name, strings.Join(Dialects, ", "))
+	}
+	for _, d := range a.Dialects {
+		if !slices.Contains(Dialects, d) {
+			return Algorithm{}, fmt.Errorf("%w: %s: dialect %q: want one of %s", ErrInvalidAlgorithm, a.Name, d, strings.Join(Dialects, ", "))
+		}
+	}
+	for i, al := range a.Aliases {
+		a.Aliases[i] = normalizeName(al)
+		if a.Aliases[i] == "" || a.Aliases[i] == a.Name {
+			return Algorithm{}, fmt.Errorf("%w: %s: alias %q", ErrInvalidAlgorithm, a.Name, al)
+		}
+	}
+	return a, nil
 }
