@@ -4,7 +4,7 @@ BIN      ?= bin/stratum-proxy
 ARGS     ?=
 FUZZTIME ?= 30s
 
-.PHONY: build run test test-short bench bench-go fuzz lint
+.PHONY: build run test test-short bench bench-go fuzz lint screenshot
 
 build:
 	$(GO) build -o $(BIN) .
@@ -43,3 +43,7 @@ fuzz:
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Refresh docs/dashboard.png from the real binary in headless Chromium.
+screenshot:
+	UPDATE_SCREENSHOT=1 $(GO) test ./e2e -run 'TestDashboard$$' -count=1
