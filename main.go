@@ -21,6 +21,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,6 +68,7 @@ type options struct {
 	version     bool
 
 	proxy proxy.Config
+	tls   tlsOptions
 }
 
 func main() {
@@ -112,6 +114,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	fs.SetOutput(stderr)
 	p := &o.proxy
 	fs.StringVar(&o.stratumAddr, "stratum.addr", ":9332", "stratum listen address for miners")
+	addTLSFlags(fs, &o.tls)
 	fs.StringVar(&o.webAddr, "web.addr", ":12743", "HTTP listen address for the API and /metrics")
 	fs.StringVar(&o.webToken, "web.auth-token", "", "bearer token of the management API; empty: a random one is kept in a 0600 file beside the store (its path is logged)")
 	fs.StringVar(&o.webRegister, "web.register", "open", "registration (POST /api/v1/users): open, or token (needs the bearer token too)")
@@ -259,8 +262,21 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 		return err
 	}
 	reg := metrics.New(mcfg)
+	certs, poolRoots, err := o.tls.setup()
+	if err != nil {
+		return err
+	}
 	cfg := o.proxy
 	cfg.Addr = o.stratumAddr
+	cfg.PoolRootCAs = poolRoots
+	if o.tls.stratumAddr != "" {
+		cfg.TLSAddr, cfg.TLSCertificate = o.tls.stratumAddr, certs.get
+	}
+	if certs != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go certs.watchSIGHUP(done, log)
+	}
 	cfg.Store = st
 	cfg.Metrics = reg
 	cfg.Log = log
@@ -310,9 +326,13 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 		_ = srv.Stop(context.Background())
 		return fmt.Errorf("web listen %s: %w", o.webAddr, err)
 	}
+	if o.tls.web {
+		ln = tls.NewListener(ln, &tls.Config{GetCertificate: certs.get, MinVersion: tls.VersionTLS12})
+	}
 	apiErr := make(chan error, 1)
 	go func() { apiErr <- api.Serve(ln) }()
-	log.Info().Str("version", proxy.Version).Str("stratum", srv.Addr()).Str("web", ln.Addr().String()).Str("db", o.dbPath).
+	log.Info().Str("version", proxy.Version).Str("stratum", srv.Addr()).Str("stratum_tls", srv.TLSAddr()).
+		Str("web", ln.Addr().String()).Bool("web_tls", o.tls.web).Str("db", o.dbPath).
 		Str("mode", cfg.Mode).Msg("stratum-proxy serving")
 
 	select {

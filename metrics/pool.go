@@ -110,7 +110,8 @@ const maxInvalidMethods = 16
 // first attempt (or PoolInUse) on, so that increase() sees the first of each.
 const (
 	AttemptOK               = "ok"                // connected, subscribed and logged in
-	AttemptConnectFailed    = "connect_failed"    // the TCP connect (or TLS) failed
+	AttemptConnectFailed    = "connect_failed"    // the TCP connect failed
+	AttemptTLSFailed        = "tls_failed"        // the TLS handshake failed: a wrong, untrusted or unpinned certificate
 	AttemptHandshakeTimeout = "handshake_timeout" // the pool did not answer subscribe and authorize in time
 	AttemptLoginRejected    = "login_rejected"    // the pool answered the authorize with false or an error
 	AttemptClosed           = "closed"            // the pool closed the connection during the handshake
@@ -119,7 +120,7 @@ const (
 // attemptOutcomes lists the outcomes in exposition order; the last, "other", counts undeclared
 // ones and is exposed only once counted.
 var attemptOutcomes = [...]string{
-	AttemptOK, AttemptConnectFailed, AttemptHandshakeTimeout, AttemptLoginRejected, AttemptClosed,
+	AttemptOK, AttemptConnectFailed, AttemptTLSFailed, AttemptHandshakeTimeout, AttemptLoginRejected, AttemptClosed,
 	"other",
 }
 

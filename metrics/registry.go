@@ -267,6 +267,7 @@ const (
 	DropRegistrationRate = "registration_rate"  // an API client registered names faster than --web.register-rate
 	DropDialect          = "dialect_mismatch"   // its dialect is not one its account's algorithm speaks
 	DropKicked           = "kicked"             // closed through the management API (kicked, or its user deleted)
+	DropTLSHandshake     = "tls_handshake"      // its TLS handshake on --stratum.tls-addr failed
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
@@ -274,7 +275,7 @@ var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
 	DropNoPool, DropPanic, DropAccountSwitch, DropPerAddress, DropConnectionRate, DropRestoreFull,
-	DropOutputMemory, DropRegistrationRate, DropDialect, DropKicked,
+	DropOutputMemory, DropRegistrationRate, DropDialect, DropKicked, DropTLSHandshake,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"runtime"
 	"time"
 
@@ -22,6 +24,16 @@ const (
 
 // Config configures a Server. Every field documents its zero value.
 type Config struct {
+	// TLSAddr, if set, is a second stratum listener for miners that speak
+	// stratum+ssl, served by the same state machines; TLSCertificate must
+	// then be set.
+	TLSAddr string
+	// TLSCertificate returns the certificate of TLSAddr for a handshake
+	// (reloaded by the caller, e.g. on SIGHUP).
+	TLSCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// PoolRootCAs verifies pools marked TLS; nil means the system roots.
+	PoolRootCAs *x509.CertPool
+
 	// Addr is the stratum listen address; "" means ":9332".
 	Addr string
 	// Loops is the number of gnet event loops; 0 means one per CPU.

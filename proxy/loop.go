@@ -155,7 +155,7 @@ func (l *loop) handle(ev *event) {
 	case evPoolRedial:
 		ev.up.startDial()
 	case evPoolDialFailed:
-		ev.up.onDialFailed(ev.msg)
+		ev.up.onDialFailed(ev.msg, ev.ok)
 	case evProbeDone:
 		ev.up.onProbeDone(ev.ok)
 	case evUpTick:

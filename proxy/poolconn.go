@@ -103,6 +103,13 @@ func (up *upstream) startDial() {
 // dial connects and enrolls the socket on up.loop, or reports the failure
 // to the loop. It runs on its own goroutine: no gnet callback dials.
 func (up *upstream) dial(addr string) {
+	if p, ok := up.srv.cfg.Store.Pool(addr); ok && p.TLS {
+		if err := up.dialTLS(addr, p); err != nil {
+			var te *tlsError
+			up.loop.post(event{kind: evPoolDialFailed, up: up, msg: err.Error(), ok: errors.As(err, &te)})
+		}
+		return
+	}
 	d := net.Dialer{Timeout: up.srv.cfg.dialTimeout(), KeepAlive: time.Minute}
 	c, err := d.DialContext(up.srv.ctx, "tcp", addr)
 	if err == nil {
@@ -259,15 +266,21 @@ func errOr(err error, outcome string) error {
 	return errors.New(outcome)
 }
 
-// onDialFailed runs on up.loop when a connect failed.
-func (up *upstream) onDialFailed(msg string) {
+// onDialFailed runs on up.loop when a connect (or its TLS handshake:
+// tlsFailed) failed.
+func (up *upstream) onDialFailed(msg string, tlsFailed bool) {
 	up.mu.Lock()
 	closed := up.state == upClosed
 	up.mu.Unlock()
 	if closed {
 		return
 	}
-	up.failedAttempt(up.targets[up.target].Pool, metrics.AttemptConnectFailed, errors.New(msg))
+	outcome := metrics.AttemptConnectFailed
+	if tlsFailed {
+		outcome = metrics.AttemptTLSFailed
+		up.log.Warn().Str("pool", up.targets[up.target].Pool).Str("error", msg).Msg("pool TLS certificate refused")
+	}
+	up.failedAttempt(up.targets[up.target].Pool, outcome, errors.New(msg))
 }
 
 // failedAttempt counts a failed login attempt and moves to the next

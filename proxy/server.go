@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -57,6 +58,13 @@ type Server struct {
 	upMu sync.Mutex
 	ups  map[*upstream]struct{}
 
+	tlsCfg     *tls.Config  // the miners' TLS listener's, when TLSAddr is set
+	tlsLn      net.Listener // nil without TLSAddr
+	bridgeOnce sync.Once
+	bridgeV    *bridge
+	bridgeErr  error
+	tlsPeers   sync.Map // loopback "ip:port" of a bridged TLS miner -> its real net.Addr
+
 	limits       *addrLimits // per-address caps; nil when off
 	conns        atomic.Int64
 	upSeq        atomic.Uint64
@@ -111,6 +119,17 @@ func (s *Server) Start() error {
 	if err := checkListen(s.cfg.addr()); err != nil {
 		return err
 	}
+	if s.cfg.TLSAddr != "" {
+		if s.cfg.TLSCertificate == nil {
+			return errors.New("proxy: TLSAddr needs TLSCertificate")
+		}
+		ln, err := net.Listen("tcp", s.cfg.TLSAddr)
+		if err != nil {
+			return fmt.Errorf("proxy: TLS listen %s: %w", s.cfg.TLSAddr, err)
+		}
+		s.tlsLn = ln
+		s.tlsCfg = &tls.Config{GetCertificate: s.cfg.TLSCertificate, MinVersion: tls.VersionTLS12}
+	}
 	go func() {
 		defer close(s.done)
 		err := gnet.Run(s, "tcp://"+s.cfg.addr(),
@@ -126,8 +145,14 @@ func (s *Server) Start() error {
 	}()
 	select {
 	case <-s.booted:
+		if s.tlsLn != nil {
+			go s.serveTLS(s.tlsLn)
+		}
 		return nil
 	case <-s.done:
+		if s.tlsLn != nil {
+			s.tlsLn.Close()
+		}
 		if s.runErr == nil {
 			return ErrServerClosed
 		}
@@ -137,6 +162,20 @@ func (s *Server) Start() error {
 
 // Addr is the bound stratum address (host:port), valid after Start.
 func (s *Server) Addr() string { return s.addr }
+
+// TLSAddr is the bound TLS stratum address, "" without Config.TLSAddr.
+func (s *Server) TLSAddr() string {
+	if s.tlsLn == nil {
+		return ""
+	}
+	return s.tlsLn.Addr().String()
+}
+
+// bridge returns the loopback pair maker of the TLS connections.
+func (s *Server) bridge() (*bridge, error) {
+	s.bridgeOnce.Do(func() { s.bridgeV, s.bridgeErr = newBridge() })
+	return s.bridgeV, s.bridgeErr
+}
 
 // Stop drains and stops the proxy: new miners are refused, shares in
 // flight get their pools' answers (for at most DrainTimeout, or until ctx
@@ -148,8 +187,16 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.cancel()
 		return nil
 	}
+	if s.tlsLn != nil {
+		s.tlsLn.Close()
+	}
 	s.drain(ctx)
 	s.cancel()
+	defer func() {
+		if b, _ := s.bridge(); b != nil {
+			b.close()
+		}
+	}()
 	defer s.checks.stop()
 	if err := s.eng.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Debug().Err(err).Msg("engine stop")
@@ -249,13 +296,17 @@ func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		return codec.AppendError(nil, nullID, codec.CodeOther, "proxy full"), gnet.Close
 	}
 	now := time.Now()
-	ip := addrOf(c.RemoteAddr())
+	remote := c.RemoteAddr()
+	if p, ok := s.tlsPeer(remote); ok {
+		remote = p // a TLS miner: gnet sees its loopback bridge
+	}
+	ip := addrOf(remote)
 	if reason := s.limits.admit(ip, now); reason != "" {
 		s.met.Dropped(reason)
 		return codec.AppendError(nil, nullID, codec.CodeOther, "too many connections from your address"), gnet.Close
 	}
 	s.conns.Add(1)
-	mc := &minerConn{srv: s, loop: l, c: c, addr: c.RemoteAddr().String(), ip: ip, listIdx: -1, opened: now, lastLine: now, dialect: sniffer{}}
+	mc := &minerConn{srv: s, loop: l, c: c, addr: remote.String(), ip: ip, listIdx: -1, opened: now, lastLine: now, dialect: sniffer{}}
 	mc.answers.maxPending = s.cfg.maxInflight()
 	mc.log = s.log.With().Str("miner", mc.addr).Logger()
 	mc.connIdx = len(l.conns)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -147,8 +148,17 @@ type Pool struct {
 	// Extranonce2Size is a hint: the extranonce2 size the pool is known
 	// to hand out. 0 means unknown.
 	Extranonce2Size int `json:"extranonce2_size,omitempty"`
-	// TLS is a hint that the pool port wants TLS.
+	// TLS makes upstreams connect with TLS (stratum+ssl), verifying the
+	// pool's certificate against the system roots unless TLSFingerprint
+	// pins one or TLSInsecure accepts any.
 	TLS bool `json:"tls,omitempty"`
+	// TLSFingerprint pins the pool's certificate: the SHA-256 of its leaf
+	// certificate (DER), hex, colons allowed. It replaces the roots check,
+	// so a self-signed pool certificate can be trusted exactly.
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	// TLSInsecure accepts any certificate: encryption without
+	// authentication, for a pool you cannot pin. Say so explicitly.
+	TLSInsecure bool `json:"tls_insecure,omitempty"`
 	// Mode is the upstream mode for this pool: ModeDefault (""), ModeSplit
 	// or ModePassthrough.
 	Mode string `json:"mode,omitempty"`
@@ -286,6 +296,15 @@ func checkPool(s *snapshot, p Pool) (Pool, error) {
 	p.Algorithm = a.Name
 	if !validMode(p.Mode) {
 		return Pool{}, fmt.Errorf("%w: %s: mode %q: want %q, %q or empty", ErrInvalidPool, addr, p.Mode, ModeSplit, ModePassthrough)
+	}
+	if fp := strings.ReplaceAll(p.TLSFingerprint, ":", ""); fp != "" {
+		if _, err := hex.DecodeString(fp); err != nil || len(fp) != 64 {
+			return Pool{}, fmt.Errorf("%w: %s: tls fingerprint: want the 64 hex digits of a SHA-256", ErrInvalidPool, addr)
+		}
+		p.TLSFingerprint = strings.ToLower(fp)
+	}
+	if (p.TLSFingerprint != "" || p.TLSInsecure) && !p.TLS {
+		return Pool{}, fmt.Errorf("%w: %s: a TLS fingerprint or tls_insecure needs tls", ErrInvalidPool, addr)
 	}
 	if p.Extranonce2Size < 0 || p.Extranonce2Size > MaxExtranonce2Size {
 		return Pool{}, fmt.Errorf("%w: %s: extranonce2 size %d: want 0-%d", ErrInvalidPool, addr, p.Extranonce2Size, MaxExtranonce2Size)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,8 @@ import (
 type Config struct {
 	// Addr is the pool's (or proxy's) host:port.
 	Addr string
+	// TLS, if set, connects with TLS (stratum+ssl) using this config.
+	TLS *tls.Config
 	// User and Password are sent with mining.authorize; User is also the
 	// worker name of every submit.
 	User, Password string
@@ -171,7 +174,12 @@ func Dial(cfg Config) (*Miner, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
 	}
-	nc, err := net.DialTimeout("tcp", cfg.Addr, cfg.Timeout)
+	var nc net.Conn
+	if cfg.TLS != nil {
+		nc, err = tls.DialWithDialer(&net.Dialer{Timeout: cfg.Timeout}, "tcp", cfg.Addr, cfg.TLS)
+	} else {
+		nc, err = net.DialTimeout("tcp", cfg.Addr, cfg.Timeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("miner: dial %s: %w", cfg.Addr, err)
 	}
@@ -720,3 +728,6 @@ func (m *Miner) ReconnectRequests() []Reconnect {
 	defer m.mu.Unlock()
 	return append([]Reconnect(nil), m.reconnects...)
 }
+
+// LocalAddr is the miner's end of its connection (ip:port).
+func (m *Miner) LocalAddr() string { return m.nc.LocalAddr().String() }

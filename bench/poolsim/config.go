@@ -1,6 +1,7 @@
 package poolsim
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -12,6 +13,9 @@ import (
 type Config struct {
 	// Addr is the listen address. "" means "127.0.0.1:0".
 	Addr string
+	// TLS, if set, serves stratum+ssl: every connection does a TLS
+	// handshake with this config first.
+	TLS *tls.Config
 
 	// Extranonce1Size is the number of extranonce1 bytes per connection,
 	// 1 to 16. 0 means 4. Extranonce1 values come from a counter and are

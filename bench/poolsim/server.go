@@ -1,6 +1,7 @@
 package poolsim
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -104,6 +105,9 @@ func Start(cfg Config) (*Server, error) {
 	}
 	cfg.Extranonce1 = append([]byte(nil), cfg.Extranonce1...)
 	ln, err := net.Listen("tcp", cfg.addr())
+	if err == nil && cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("poolsim: listen: %w", err)
 	}
