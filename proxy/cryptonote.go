@@ -70,8 +70,34 @@ func cnDifficulty(raw []byte) (float64, error) {
 	return 0, errCNBadTarget
 }
 
+// appendCNResult appends a JSON-RPC 2.0 answer as CryptoNote miners
+// expect it.
+func appendCNResult(b, id, result []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = append(b, id...)
+	b = append(b, `,"jsonrpc":"2.0","error":null,"result":`...)
+	b = append(b, result...)
+	return append(b, "}\n"...)
+}
+
+// minerTarget is the target a miner sees for pool target raw of
+// difficulty d: an 8-byte target is given as the 4-byte one of (at least)
+// the same difficulty when that fits, since cpuminer-multi reads only 4
+// bytes of it.
+func minerTarget(raw []byte, d float64) []byte {
+	if len(raw) != 18 || d > 0xFFFFFFFF || d < 1 {
+		return append([]byte(nil), raw...)
+	}
+	t := uint32(float64(0xFFFFFFFF) / d) // rounds down: the miner's difficulty is at least d
+	var le [4]byte
+	binary.LittleEndian.PutUint32(le[:], t)
+	b := append([]byte{'"'}, hex.EncodeToString(le[:])...)
+	return append(b, '"')
+}
+
 // cnPool is the CryptoNote dialect of one pool connection.
 type cnPool struct {
+	height []byte // the height of the newest job, raw JSON
 	algos  []byte // the first miner's algo list, raw JSON; nil: none sent
 	msg    codec.Message
 	params [][]byte
@@ -226,7 +252,7 @@ func (d *cnPool) publish(up *upstream, obj []byte) error {
 	if err != nil {
 		return err
 	}
-	w.target = append([]byte(nil), tRaw...)
+	w.target = minerTarget(tRaw, diff)
 	for _, f := range [...]struct {
 		key string
 		dst *[]byte
@@ -236,7 +262,18 @@ func (d *cnPool) publish(up *upstream, obj []byte) error {
 		}
 	}
 	up.setDiff(diff)
-	j := newAltJob(idRaw, up.tag, diff, true, time.Now(), w)
+	// CryptoNote has no clean flag: a new height is a new block and ends
+	// the older jobs; a new template at the same height does not (pools
+	// keep accepting the jobs before it).
+	clean := w.height == nil || !bytes.Equal(w.height, d.height)
+	if w.height != nil {
+		d.height = append(d.height[:0], w.height...)
+	} else if d.height == nil {
+		clean = true
+	} else {
+		clean = false
+	}
+	j := newAltJob(idRaw, up.tag, diff, clean, time.Now(), w)
 	up.publish(j)
 	return nil
 }

@@ -511,3 +511,66 @@ func TestDialectBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestCryptoNoteLoginJobNotRepeated: xmrig (Client::parseJob) closes the
+// connection when it receives the job it already has; the login answer
+// carries the job, so no job push may repeat it. Found with a real xmrig
+// 6.26.0: it reconnected every 5 s and never mined. Every answer also
+// carries "jsonrpc":"2.0".
+func TestCryptoNoteLoginJobNotRepeated(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	pool := h.altPool(dialectsim.PoolConfig{Kind: dialectsim.CryptoNote}, "randomx")
+	name := h.user(pool.Addr())
+	r := h.raw()
+	r.send(`{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"` + name + `","pass":"x","agent":"XMRig/6.26.0","algo":["rx/0"]}}` + "\n")
+	login := r.line()
+	if !strings.Contains(login, `"job":{`) || !strings.Contains(login, `"status":"OK"`) {
+		t.Fatalf("login answered %s", login)
+	}
+	sid := login[strings.Index(login, `"result":{"id":"`)+16:]
+	sid = sid[:strings.IndexByte(sid, '"')]
+	r.send(`{"id":2,"jsonrpc":"2.0","method":"keepalived","params":{"id":"` + sid + `"}}` + "\n")
+	next := r.line()
+	if strings.Contains(next, `"method":"job"`) {
+		t.Fatalf("the login's job was pushed again right after it: %s", next)
+	}
+	if !strings.Contains(next, `"id":2`) || !strings.Contains(next, `"jsonrpc":"2.0"`) || !strings.Contains(next, "KEEPALIVED") {
+		t.Fatalf("keepalived answered %s", next)
+	}
+	r.send(`{"id":3,"jsonrpc":"2.0","method":"getjob","params":{"id":"` + sid + `"}}` + "\n")
+	if l := r.line(); !strings.Contains(l, `"id":3`) || !strings.Contains(l, `"jsonrpc":"2.0"`) || !strings.Contains(l, `"blob":"`) {
+		t.Fatalf("getjob answered %s", l)
+	}
+}
+
+// TestCryptoNoteOlderJobStillValid: a new job at the same height does not
+// end the older ones (cpuminer-multi submits for the previous job often;
+// the pool accepts those): only a new height does.
+func TestCryptoNoteOlderJobStillValid(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	pool := h.altPool(dialectsim.PoolConfig{Kind: dialectsim.CryptoNote, JobHistory: 4}, "randomx")
+	name := h.user(pool.Addr())
+	m := h.altMiner(dialectsim.MinerConfig{Kind: dialectsim.CryptoNote, User: name, Pass: "x"})
+	if acc, _, err := m.Mine(1); err != nil || acc != 1 {
+		t.Fatal(err)
+	}
+	old := m.JobID()
+	jobs := m.Jobs()
+	pool.NewJob(false)
+	waitFor(t, "the next job", func() bool { return m.Jobs() > jobs })
+	if m.JobID() == old {
+		t.Fatal("no new job")
+	}
+	// Resubmitting on the old job: a new nonce (the duplicate check is
+	// per job), the old job id.
+	sid := m.SessionID()
+	b42 := m.Blob()[84:86]
+	line := `{"id":60,"jsonrpc":"2.0","method":"submit","params":{"id":"` + sid + `","job_id":"` + old + `","nonce":"aaaaaa` + b42 + `","result":"` + strings.Repeat("0", 64) + `"}}`
+	ans, err := m.SubmitRaw(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := fmt.Sprint(ans["error"]); strings.Contains(e, "expired") {
+		t.Fatalf("a share on the job before, same height, answered %v", ans)
+	}
+}

@@ -418,8 +418,11 @@ func (mc *minerConn) authorized() {
 	if len(mc.authID) > 0 {
 		if cn, ok := mc.dialect.(cnMiner); ok {
 			if !cn.loginAnswer(mc) {
-				return // no job yet: answered with the first one
+				return // the pool is not there: told so and closed
 			}
+			// The answer carried the job: xmrig closes the connection
+			// when the job it has is pushed again.
+			wasMining = true
 		} else {
 			mc.replyResult(mc.authID, trueResult)
 		}

@@ -186,7 +186,11 @@ func (mc *minerConn) replyResult(id, result []byte) {
 		return
 	}
 	l := mc.loop
-	l.wbuf = codec.AppendResult(l.wbuf[:0], id, result)
+	if mc.family == famCryptoNote {
+		l.wbuf = appendCNResult(l.wbuf[:0], id, result)
+	} else {
+		l.wbuf = codec.AppendResult(l.wbuf[:0], id, result)
+	}
 	mc.write(l.wbuf)
 }
 
@@ -195,7 +199,11 @@ func (mc *minerConn) replyError(id []byte, code int, msg string) {
 		id = nullID
 	}
 	l := mc.loop
-	l.wbuf = codec.AppendError(l.wbuf[:0], id, code, msg)
+	if mc.family == famCryptoNote {
+		l.wbuf = cnMiner{}.appendAnswer(l.wbuf[:0], id, false, code, msg)
+	} else {
+		l.wbuf = codec.AppendError(l.wbuf[:0], id, code, msg)
+	}
 	mc.write(l.wbuf)
 }
 

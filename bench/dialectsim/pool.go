@@ -96,6 +96,7 @@ type Pool struct {
 	enSize   int
 	enNext   uint64
 	jobSeq   uint64
+	cnHeight int     // cryptonote: the chain height; only a clean job moves it
 	jobs     jobBook // shared jobs: every kind but cryptonote
 	seed     []byte
 	sessions map[string][]byte // ethstratum session id -> extranonce

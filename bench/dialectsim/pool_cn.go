@@ -76,6 +76,9 @@ func (p *Pool) cnNewJobLocked(c *pconn, clean bool) *job {
 	blob = append(blob, randBytes(32)...) // tree root
 	blob = append(blob, 5)                // transaction count
 	th, eff := CryptoNoteTarget(p.diff)
+	if clean || p.cnHeight == 0 {
+		p.cnHeight++ // a new block; a job that is not clean is a new template at the same height
+	}
 	j := &job{
 		id:     p.newJobIDLocked(),
 		clean:  clean,
@@ -83,7 +86,7 @@ func (p *Pool) cnNewJobLocked(c *pconn, clean bool) *job {
 		cnDiff: eff,
 		cnHex:  th,
 		blob:   blob,
-		height: 3000000 + int(p.jobSeq),
+		height: 3000000 + p.cnHeight,
 		seen:   make(map[string]bool),
 	}
 	c.jobs.add(j)
