@@ -4,7 +4,7 @@ BIN      ?= bin/stratum-proxy
 ARGS     ?=
 FUZZTIME ?= 30s
 
-.PHONY: build run test test-short bench bench-go fuzz lint screenshot
+.PHONY: build run test test-short bench bench-go fuzz lint screenshot install
 
 build:
 	$(GO) build -o $(BIN) .
@@ -47,3 +47,20 @@ lint:
 # Refresh docs/dashboard.png from the real binary in headless Chromium.
 screenshot:
 	UPDATE_SCREENSHOT=1 $(GO) test ./e2e -run 'TestDashboard$$' -count=1
+
+# The binary to $(DESTDIR)$(PREFIX)/bin, the systemd unit (its ExecStart
+# pointed at that binary) to $(DESTDIR)$(UNITDIR), and the example config
+# to $(DESTDIR)/etc/stratum-proxy/config unless one is there. Then, as
+# root: systemctl daemon-reload && systemctl enable --now stratum-proxy.
+PREFIX  ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/stratum-proxy
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/stratum-proxy
+	sed 's|/usr/local/bin/stratum-proxy|$(PREFIX)/bin/stratum-proxy|' deploy/stratum-proxy.service > $(DESTDIR)$(UNITDIR)/stratum-proxy.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/stratum-proxy.service
+	@if [ -e $(DESTDIR)/etc/stratum-proxy/config ]; then \
+		echo "kept $(DESTDIR)/etc/stratum-proxy/config (new keys: deploy/config.example)"; \
+	else \
+		install -m 0644 deploy/config.example $(DESTDIR)/etc/stratum-proxy/config; \
+	fi

@@ -162,6 +162,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	fs.Float64Var(&p.VardiffStart, "vardiff.start", 1, "difficulty of a miner that sent no mining.suggest_difficulty")
 	fs.Float64Var(&p.VardiffFloor, "vardiff.floor", 0.001, "lowest difficulty handed to a miner")
 	fs.DurationVar(&p.VardiffInterval, "vardiff.interval", 30*time.Second, "shortest time between two retargets of a miner")
+	fs.Var(&configFlag{fs: fs}, "config", "read flags from `FILE`: one key = value a line, keys the flag names, # comments; the command line and the environment win over it")
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: stratum-proxy [flags] [pool add HOST:PORT ALGO | pool list | algo list | user list]\n\nFlags (each also from STRATUM_PROXY_<NAME>, e.g. STRATUM_PROXY_WEB_ADDR):\n")
 		fs.SetOutput(w)
