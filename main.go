@@ -273,11 +273,11 @@ func serve(o *options, st store.Store, log zerolog.Logger) error {
 	if o.tls.stratumAddr != "" {
 		cfg.TLSAddr, cfg.TLSCertificate = o.tls.stratumAddr, certs.get
 	}
-	if certs != nil {
-		done := make(chan struct{})
-		defer close(done)
-		go certs.watchSIGHUP(done, log)
-	}
+	// SIGHUP reloads the TLS certificate; without one it is only logged
+	// (never the default: exit).
+	hupDone := make(chan struct{})
+	defer close(hupDone)
+	go certs.watchSIGHUP(hupDone, log)
 	cfg.Store = st
 	cfg.Metrics = reg
 	cfg.Log = log

@@ -53,7 +53,8 @@ func (r *certReloader) reload() error {
 
 func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.cur.Load(), nil }
 
-// watchSIGHUP reloads r on every SIGHUP until done closes.
+// watchSIGHUP reloads r on every SIGHUP until done closes; a nil r only
+// logs it.
 func (r *certReloader) watchSIGHUP(done <-chan struct{}, log zerolog.Logger) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
@@ -63,6 +64,10 @@ func (r *certReloader) watchSIGHUP(done <-chan struct{}, log zerolog.Logger) {
 		case <-done:
 			return
 		case <-ch:
+			if r == nil {
+				log.Info().Msg("SIGHUP: no TLS certificate to reload")
+				continue
+			}
 			if err := r.reload(); err != nil {
 				log.Error().Err(err).Msg("SIGHUP: TLS certificate not reloaded; keeping the old one")
 			} else {

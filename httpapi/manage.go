@@ -311,6 +311,8 @@ type poolRequest struct {
 	Addr            *string `json:"addr"`
 	Algorithm       *string `json:"algorithm"`
 	TLS             *bool   `json:"tls"`
+	TLSFingerprint  *string `json:"tls_fingerprint"`
+	TLSInsecure     *bool   `json:"tls_insecure"`
 	Mode            *string `json:"mode"`
 	Extranonce2Size *int    `json:"extranonce2_size"`
 }
@@ -324,6 +326,12 @@ func (r *poolRequest) apply(p *store.Pool) {
 	}
 	if r.TLS != nil {
 		p.TLS = *r.TLS
+	}
+	if r.TLSFingerprint != nil {
+		p.TLSFingerprint = *r.TLSFingerprint
+	}
+	if r.TLSInsecure != nil {
+		p.TLSInsecure = *r.TLSInsecure
 	}
 	if r.Mode != nil {
 		p.Mode = *r.Mode

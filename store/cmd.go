@@ -12,7 +12,7 @@ import (
 
 // Usage lists the operator subcommands Command understands.
 const Usage = `usage:
-  pool add HOST:PORT ALGORITHM [--mode=split|passthrough] [--extranonce2-size=N] [--tls]
+  pool add HOST:PORT ALGORITHM [--mode=split|passthrough] [--extranonce2-size=N] [--tls [--tls-fingerprint=SHA256 | --tls-insecure]]
   pool list
   pool delete HOST:PORT
   algo list
@@ -156,6 +156,14 @@ func poolAdd(st Store, args []string, w io.Writer) error {
 				}
 				p.TLS = b
 			}
+		case "tls-fingerprint":
+			v, err := needVal()
+			if err != nil {
+				return err
+			}
+			p.TLSFingerprint = v
+		case "tls-insecure":
+			p.TLSInsecure = true
 		default:
 			return usageError(fmt.Sprintf("unknown flag %q", a))
 		}
