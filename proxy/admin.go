@@ -74,7 +74,7 @@ func (s *Server) ask(ctx context.Context, r adminReq) ([]adminReply, error) {
 	loops := s.loopSnapshot()
 	r.reply = make(chan adminReply, len(loops))
 	for _, l := range loops {
-		l.post(event{kind: evAdmin, admin: &r})
+		l.post(event{kind: evAdmin, x: &r})
 	}
 	ctx, cancel := context.WithTimeout(ctx, adminWait)
 	defer cancel()

@@ -33,6 +33,13 @@ type Config struct {
 	TLSCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// PoolRootCAs verifies pools marked TLS; nil means the system roots.
 	PoolRootCAs *x509.CertPool
+	// Sessions, if set, keeps session records in a store shared by the
+	// instances of a cluster, so that a miner gets its session back on
+	// another instance (cluster.go).
+	Sessions SessionStore
+	// InstanceID prefixes this instance's session ids, so that they are
+	// unique across a cluster. "" means none (a single instance).
+	InstanceID string
 
 	// Addr is the stratum listen address; "" means ":9332".
 	Addr string

@@ -35,6 +35,14 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() }) // after the proxy stopped: cleanups run last first
+	return newHarnessOn(t, cfg, st)
+}
+
+// newHarnessOn starts a proxy on an open store it does not own (two
+// instances of a cluster share one).
+func newHarnessOn(t *testing.T, cfg Config, st *store.DB) *harness {
+	t.Helper()
 	h := &harness{t: t, st: st}
 	h.met = metrics.New(metrics.Config{Tag: "test"})
 	cfg.Addr = "127.0.0.1:0"
@@ -63,7 +71,6 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		for _, p := range h.pools {
 			p.Close()
 		}
-		st.Close()
 	})
 	return h
 }

@@ -33,6 +33,7 @@ const (
 	evChecked                             // a share checked on the worker pool: judge it (mc, chk)
 	evSweep                               // housekeeping: timeouts on this loop's connections
 	evAdmin                               // a management API question about this loop's miners (admin)
+	evRestored                            // a cluster session lookup ended (mc, restored)
 )
 
 // maxInlineID is the longest request id kept inline in an answer slot; real
@@ -52,7 +53,7 @@ type event struct {
 	line  []byte
 	chk   *checkTask // a share checked off the loop (evChecked)
 	msg   string     // error text of an answer
-	admin *adminReq  // evAdmin
+	x     any        // evAdmin: *adminReq; evRestored: *restoreResult
 }
 
 // loop is the proxy's view of one gnet event loop: its mailbox and the
@@ -167,7 +168,9 @@ func (l *loop) handle(ev *event) {
 	case evSweep:
 		l.sweep()
 	case evAdmin:
-		l.onAdmin(ev.admin)
+		l.onAdmin(ev.x.(*adminReq))
+	case evRestored:
+		ev.mc.onRestored(ev.x.(*restoreResult))
 	}
 }
 

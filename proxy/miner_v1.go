@@ -202,6 +202,12 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 			// Restored: the same extranonce, but no work and no share
 			// until it authorizes with a name of its account.
 			s = mc.srv.restore(string(sid), mc)
+			if s == nil && mc.srv.cfg.Sessions != nil && !mc.srv.sessionKnown(string(sid)) {
+				// Perhaps another instance's: ask the cluster's store
+				// off the loop; the answer waits for it.
+				mc.restoreRemote(m.ID, m.Params, string(sid))
+				return
+			}
 		}
 	}
 	if s == nil {
@@ -211,7 +217,15 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 		mc.log.Debug().Msg("session restored; waiting for authorize")
 	}
 	mc.sess = s
-	s.subParams = append(s.subParams[:0], m.Params...)
+	mc.answerSubscribe(m.ID, m.Params)
+}
+
+// answerSubscribe answers mining.subscribe with the session's id and
+// extranonce layout.
+func (mc *minerConn) answerSubscribe(id, params []byte) {
+	l := mc.loop
+	s := mc.sess
+	s.subParams = append(s.subParams[:0], params...)
 
 	res := append(l.tmp[:0], `[[["mining.set_difficulty",`...)
 	res = codec.AppendStringS(res, s.id)
@@ -223,7 +237,7 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 	res = codec.AppendUint(res, uint64(s.m))
 	res = append(res, ']')
 	l.tmp = res
-	mc.replyResult(m.ID, res)
+	mc.replyResult(id, res)
 	if mc.state == stateConnected {
 		mc.setState(stateSubscribed)
 	}
@@ -428,7 +442,10 @@ func (mc *minerConn) authorized() {
 		}
 		mc.authID = mc.authID[:0]
 	}
-	s.authorized = true
+	if !s.authorized {
+		s.authorized = true
+		mc.saveSession(mc.srv.cfg.sessionGrace())
+	}
 	mc.setState(stateMining)
 	if up := mc.up; up != nil && up.passthr && (up.proto == protoRelay || up.proto == protoEthProxy) {
 		if mc.replay {

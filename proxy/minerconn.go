@@ -123,6 +123,8 @@ type minerConn struct {
 	cnAlgos    []byte    // cryptonote: its login's algo list, raw JSON
 	sentEn     []byte    // ethstratum: the extranonce it was last told (hex)
 	replay     bool      // relay: a restored session owes the pool's last lines
+	restoring  bool      // its session is being looked up in the cluster's store
+	held       [][]byte  // lines that arrived meanwhile, handled after it
 }
 
 // relayWait is how long an authorized miner whose layout must change may
@@ -242,6 +244,10 @@ func (mc *minerConn) onTraffic() gnet.Action {
 		lines++
 		if testHookMinerLine != nil {
 			testHookMinerLine(line)
+		}
+		if mc.restoring {
+			mc.holdLine(line)
+			continue
 		}
 		mc.dialect.handleLine(mc, line)
 	}

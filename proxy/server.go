@@ -399,6 +399,7 @@ func (s *Server) closeMiner(mc *minerConn) {
 	s.conns.Add(-1)
 	s.met.MinersConnected(-1)
 	if sess := mc.sess; sess != nil {
+		mc.saveSession(s.cfg.sessionGrace()) // its last difficulty, for another instance
 		s.detach(sess)
 	}
 }

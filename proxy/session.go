@@ -84,7 +84,7 @@ func (s *Server) newSession(mc *minerConn) *session {
 	t := &s.sess
 	t.mu.Lock()
 	for {
-		sess.id = newSessionID()
+		sess.id = s.cfg.InstanceID + newSessionID()
 		if _, dup := t.byID[sess.id]; !dup {
 			break
 		}
@@ -195,6 +195,9 @@ func (s *Server) expireSessions(now time.Time) {
 // forget releases what a dead session held: its prefix, its place in its
 // upstream, its series.
 func (s *Server) forget(sess *session) {
+	if st := s.cfg.Sessions; st != nil && sess.authorized {
+		st.Delete(sess.id)
+	}
 	if sess.up != nil {
 		sess.up.leave(sess)
 		sess.up, sess.acct = nil, nil

@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/stratum-proxy/stratum-proxy/codec"
+)
+
+// Sessions across the instances of a cluster. With Config.Sessions set,
+// every authorized session's record is saved to the shared store (and
+// saved again when its miner leaves, with its last difficulty), and
+// deleted when its grace ends here. A miner that subscribes here with a
+// session id this instance does not know is looked up in the store off
+// the loop; while the lookup runs, its later lines wait in order. A record
+// found gives it the same extranonce prefix and extranonce2 size and its
+// last difficulty; it still has to authorize with a name of its account,
+// and joins an upstream of this instance (its own pool login, so its own
+// pool extranonce1: two instances never share coinbase space), keeping
+// its prefix when that is free there.
+
+// remoteLookupTimeout bounds a lookup in the cluster's session store.
+const remoteLookupTimeout = 2 * time.Second
+
+// maxHeldLines bounds the lines a miner may send while its session is
+// looked up.
+const maxHeldLines = 32
+
+// restoreResult is a finished lookup, posted to the miner's loop.
+type restoreResult struct {
+	rec   SessionRecord
+	found bool
+	subID []byte
+	sub   []byte
+}
+
+// sessionKnown reports whether id is a session of this instance.
+func (s *Server) sessionKnown(id string) bool {
+	s.sess.mu.Lock()
+	defer s.sess.mu.Unlock()
+	_, ok := s.sess.byID[id]
+	return ok
+}
+
+// restoreRemote looks sid up in the cluster's store and answers the
+// subscribe (id, params) when it is back.
+func (mc *minerConn) restoreRemote(id, params []byte, sid string) {
+	mc.restoring = true
+	r := &restoreResult{subID: append([]byte(nil), id...), sub: append([]byte(nil), params...)}
+	store := mc.srv.cfg.Sessions
+	go func() {
+		ctx, cancel := context.WithTimeout(mc.srv.ctx, remoteLookupTimeout)
+		defer cancel()
+		rec, ok, err := store.Load(ctx, sid)
+		if err != nil {
+			mc.log.Debug().Err(err).Msg("cluster session lookup failed; a fresh session instead")
+		}
+		r.rec, r.found = rec, ok && err == nil && rec.ID == sid
+		mc.loop.post(event{kind: evRestored, mc: mc, x: r})
+	}()
+}
+
+// onRestored runs on the miner's loop with the lookup's result.
+func (mc *minerConn) onRestored(r *restoreResult) {
+	mc.restoring = false
+	if mc.ending() {
+		return
+	}
+	if mc.sess == nil {
+		if r.found && r.rec.K >= 0 && r.rec.K <= 3 && r.rec.M >= 0 && r.rec.M <= maxPad {
+			mc.sess = mc.srv.adoptSession(mc, r.rec)
+		}
+		if mc.sess != nil {
+			if r.rec.Difficulty > 0 {
+				mc.suggestD = r.rec.Difficulty // its vardiff starts where it was
+			}
+			mc.log = mc.log.With().Str("session", mc.sess.id).Logger()
+			mc.log.Info().Str("from", r.rec.Instance).Msg("session restored from another instance; waiting for authorize")
+		} else {
+			mc.ensureSession()
+		}
+		mc.answerSubscribe(r.subID, r.sub)
+	}
+	held := mc.held
+	mc.held = nil
+	for _, line := range held {
+		if mc.ending() || mc.restoring {
+			break
+		}
+		mc.dialect.handleLine(mc, line)
+	}
+}
+
+// adoptSession makes a session of this instance from another instance's
+// record, unless the id is taken here meanwhile.
+func (s *Server) adoptSession(mc *minerConn, rec SessionRecord) *session {
+	sess := &session{mc: mc}
+	sess.setLayout(rec.Prefix, rec.K, rec.M)
+	sess.id = rec.ID
+	t := &s.sess
+	t.mu.Lock()
+	if _, taken := t.byID[rec.ID]; taken {
+		t.mu.Unlock()
+		return nil
+	}
+	t.byID[rec.ID] = sess
+	t.mu.Unlock()
+	s.prefixes.hold(sess)
+	return sess
+}
+
+// holdLine keeps a line that arrived while the session is looked up; past
+// maxHeldLines the miner is dropped.
+func (mc *minerConn) holdLine(line []byte) {
+	if len(mc.held) >= maxHeldLines {
+		mc.replyError(nil, codec.CodeOther, "too many requests before the subscribe answer")
+		mc.drop(dropBadInput)
+		return
+	}
+	mc.held = append(mc.held, append([]byte(nil), line...))
+}
+
+// saveSession writes an authorized session's record to the cluster's
+// store (a queued write: it does not block the loop).
+func (mc *minerConn) saveSession(ttl time.Duration) {
+	st := mc.srv.cfg.Sessions
+	s := mc.sess
+	if st == nil || s == nil || !s.authorized || s.name == "" {
+		return
+	}
+	rec := SessionRecord{ID: s.id, Prefix: s.prefixVal, K: s.k, M: s.m, Name: s.name,
+		Difficulty: mc.sentDiff, Instance: mc.srv.cfg.InstanceID}
+	if mc.up != nil {
+		rec.Dialect = mc.up.proto.String()
+	}
+	st.Save(rec, ttl)
+}
