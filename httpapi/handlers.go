@@ -132,8 +132,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		if s.allow(ctx, false, fasthttp.MethodGet) {
-			ctx.SetContentType(contentMetrics)
-			s.cfg.Metrics(ctx)
+			s.serveMetrics(ctx) // gzip when asked: gzip.go
 		}
 		return
 	}
