@@ -21,7 +21,9 @@ import (
 )
 
 // Live is the running proxy as the management API sees it
-// (*proxy.Server). Nil in Config means the live routes answer 503.
+// (*proxy.Server). Nil in Config means the live routes answer 503. Its
+// calls get a background context (a fasthttp RequestCtx used as one races
+// with Shutdown); the proxy bounds them itself.
 type Live interface {
 	Stats() proxy.Stats
 	Addr() string
@@ -163,7 +165,7 @@ func (s *Server) workers(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	desc := string(args.Peek("order")) == "desc"
-	all, err := s.cfg.Live.Workers(ctx)
+	all, err := s.cfg.Live.Workers(context.Background())
 	if err != nil {
 		s.apiError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 		return
@@ -240,7 +242,7 @@ func (s *Server) kick(ctx *fasthttp.RequestCtx, id string) {
 	if !s.live(ctx) {
 		return
 	}
-	found, err := s.cfg.Live.Kick(ctx, id)
+	found, err := s.cfg.Live.Kick(context.Background(), id)
 	switch {
 	case err != nil:
 		s.apiError(ctx, fasthttp.StatusServiceUnavailable, err.Error())
@@ -515,7 +517,7 @@ func (s *Server) user(ctx *fasthttp.RequestCtx, name string) {
 		}
 		closed := 0
 		if s.cfg.Live != nil {
-			closed, _ = s.cfg.Live.UserDeleted(ctx, name, "account deleted by the operator")
+			closed, _ = s.cfg.Live.UserDeleted(context.Background(), name, "account deleted by the operator")
 		}
 		s.log.Info().Str("name", name).Int("miners_closed", closed).Msg("user deleted through the API")
 		s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"deleted": name, "miners_closed": closed})
