@@ -115,6 +115,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	p := &o.proxy
 	fs.StringVar(&o.stratumAddr, "stratum.addr", ":9332", "stratum listen address for miners")
 	addTLSFlags(fs, &o.tls)
+	fs.BoolVar(&p.ReusePort, "stratum.reuse-port", false, "bind --stratum.addr with SO_REUSEPORT: several instances on one machine share the port")
+	fs.StringVar(&p.InstanceID, "cluster.instance", "", "this instance's id in a cluster: the prefix of its session ids (letters and digits)")
 	fs.StringVar(&o.webAddr, "web.addr", ":12743", "HTTP listen address for the API and /metrics")
 	fs.StringVar(&o.webToken, "web.auth-token", "", "bearer token of the management API; empty: a random one is kept in a 0600 file beside the store (its path is logged)")
 	fs.StringVar(&o.webRegister, "web.register", "open", "registration (POST /api/v1/users): open, or token (needs the bearer token too)")

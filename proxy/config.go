@@ -37,6 +37,10 @@ type Config struct {
 	// instances of a cluster, so that a miner gets its session back on
 	// another instance (cluster.go).
 	Sessions SessionStore
+	// ReusePort binds the stratum address with SO_REUSEPORT, so several
+	// instances on one machine share one port (the kernel spreads new
+	// connections over them).
+	ReusePort bool
 	// InstanceID prefixes this instance's session ids, so that they are
 	// unique across a cluster. "" means none (a single instance).
 	InstanceID string

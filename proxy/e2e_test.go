@@ -43,9 +43,15 @@ func newHarness(t *testing.T, cfg Config) *harness {
 // instances of a cluster share one).
 func newHarnessOn(t *testing.T, cfg Config, st *store.DB) *harness {
 	t.Helper()
+	return newHarnessAt(t, cfg, st, "127.0.0.1:0")
+}
+
+// newHarnessAt is newHarnessOn on a given stratum address.
+func newHarnessAt(t *testing.T, cfg Config, st *store.DB, addr string) *harness {
+	t.Helper()
 	h := &harness{t: t, st: st}
 	h.met = metrics.New(metrics.Config{Tag: "test"})
-	cfg.Addr = "127.0.0.1:0"
+	cfg.Addr = addr
 	cfg.Store = st
 	cfg.Metrics = h.met
 	if cfg.Loops == 0 {

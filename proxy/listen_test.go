@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestCheckListenBusyPort holds a port open and expects the readable
@@ -60,4 +61,27 @@ func TestCheckListenBadAddress(t *testing.T) {
 	}
 	f("127.0.0.1", "missing port")
 	f("127.0.0.1:65536", "invalid port")
+}
+
+// TestReusePortSharesOnePort: two instances bind one port with
+// SO_REUSEPORT and both take miners (the kernel spreads connections).
+func TestReusePortSharesOnePort(t *testing.T) {
+	cfg := fastCfg()
+	cfg.ReusePort = true
+	a := newHarness(t, cfg)
+	cfg2 := fastCfg()
+	cfg2.ReusePort = true
+	b := newHarnessAt(t, cfg2, a.st, a.srv.Addr())
+	deadline := time.Now().Add(10 * time.Second)
+	for a.srv.Stats().Miners == 0 || b.srv.Stats().Miners == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections never reached both instances: %d and %d", a.srv.Stats().Miners, b.srv.Stats().Miners)
+		}
+		c, err := net.Dial("tcp", a.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
 }

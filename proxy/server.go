@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.prefixSize()+cfg.extranonce2Size() > maxPad {
 		return nil, errors.New("proxy: prefix plus extranonce2 size exceed 16 bytes")
 	}
+	if len(cfg.InstanceID) > 16 || strings.IndexFunc(cfg.InstanceID, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) >= 0 {
+		return nil, fmt.Errorf("proxy: instance id %q: want at most 16 letters and digits", cfg.InstanceID)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:      cfg,
@@ -116,8 +122,10 @@ func New(cfg Config) (*Server, error) {
 // Start binds the stratum address and serves in the background. It
 // returns once the listener is bound (Addr is then valid) or failed.
 func (s *Server) Start() error {
-	if err := checkListen(s.cfg.addr()); err != nil {
-		return err
+	if !s.cfg.ReusePort { // with SO_REUSEPORT the port is shared on purpose
+		if err := checkListen(s.cfg.addr()); err != nil {
+			return err
+		}
 	}
 	if s.cfg.TLSAddr != "" {
 		if s.cfg.TLSCertificate == nil {
@@ -137,6 +145,7 @@ func (s *Server) Start() error {
 			gnet.WithNumEventLoop(s.cfg.loops()),
 			gnet.WithTicker(true),
 			gnet.WithReuseAddr(true),
+			gnet.WithReusePort(s.cfg.ReusePort),
 			gnet.WithTCPKeepAlive(time.Minute),
 			gnet.WithLogger(gnetLogger{s.log}),
 			gnet.WithLogLevel(logging.ErrorLevel),
