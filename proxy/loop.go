@@ -43,17 +43,17 @@ const maxInlineID = 38
 // event is one message to a loop. It is a plain value so that posting it
 // copies a few words into a reused slice and allocates nothing.
 type event struct {
-	kind  eventKind
-	ok    bool
-	code  int32
-	seq   uint64 // the share an answer is for, in its miner's answer ring
-	mc    *minerConn
-	up    *upstream
-	job   *job
-	line  []byte
-	chk   *checkTask // a share checked off the loop (evChecked)
-	msg   string     // error text of an answer
-	x     any        // evAdmin: *adminReq; evRestored: *restoreResult
+	kind eventKind
+	ok   bool
+	code int32
+	seq  uint64 // the share an answer is for, in its miner's answer ring
+	mc   *minerConn
+	up   *upstream
+	job  *job
+	line []byte
+	chk  *checkTask // a share checked off the loop (evChecked)
+	msg  string     // error text of an answer
+	x    any        // evAdmin: *adminReq; evRestored: *restoreResult
 }
 
 // loop is the proxy's view of one gnet event loop: its mailbox and the
