@@ -85,9 +85,11 @@ func (r *answerRing) flush(mc *minerConn) {
 			return
 		}
 		if !mc.ending() {
-			id := s.id[:s.idn]
+			var id []byte
 			if s.idn == 255 {
-				id = []byte(s.long)
+				id = []byte(s.long) // rare: an id longer than maxInlineID
+			} else {
+				id = s.id[:s.idn]
 			}
 			l := mc.loop
 			l.wbuf = mc.dialect.appendAnswer(l.wbuf[:0], id, s.ok, int(s.code), s.msg)

@@ -290,6 +290,9 @@ func (mc *minerConn) handleAuthorize(m *codec.Message) {
 	mc.login(m.ID, full, "")
 }
 
+// maxEarlyAuth bounds the authorizes one connection may have waiting.
+const maxEarlyAuth = 4
+
 // login authorizes the connection as the issued name in full ("name" or
 // "name.rig"; rig, when set, names the rig instead) and joins an upstream
 // of the name's account in the protocol the miner's dialect and the
@@ -337,6 +340,15 @@ func (mc *minerConn) login(id, full []byte, rig string) {
 	}
 	mc.rig = truncate(rig, 64)
 	mc.srv.cfg.Store.Touch(u.Name, now)
+	if len(mc.authID) > 0 {
+		// An earlier authorize still waits for the pool: it is answered
+		// with this one, never dropped.
+		if len(mc.authEarly) >= maxEarlyAuth {
+			mc.replyError(mc.authEarly[0], codec.CodeOther, "too many authorize requests waiting")
+			mc.authEarly = mc.authEarly[1:]
+		}
+		mc.authEarly = append(mc.authEarly, append([]byte(nil), mc.authID...))
+	}
 	mc.authID = append(mc.authID[:0], id...)
 
 	if s.up != nil && s.name == u.Name {
@@ -438,9 +450,12 @@ func (mc *minerConn) authorized() {
 			// when the job it has is pushed again.
 			wasMining = true
 		} else {
+			for _, id := range mc.authEarly {
+				mc.replyResult(id, trueResult)
+			}
 			mc.replyResult(mc.authID, trueResult)
 		}
-		mc.authID = mc.authID[:0]
+		mc.authID, mc.authEarly = mc.authID[:0], nil
 	}
 	if !s.authorized {
 		s.authorized = true
@@ -482,8 +497,11 @@ func (mc *minerConn) loginFailed(reason string) {
 		return
 	}
 	if len(mc.authID) > 0 {
+		for _, id := range mc.authEarly {
+			mc.replyError(id, codec.CodeUnauthorized, reason)
+		}
 		mc.replyError(mc.authID, codec.CodeUnauthorized, reason)
-		mc.authID = mc.authID[:0]
+		mc.authID, mc.authEarly = mc.authID[:0], nil
 	}
 	mc.log.Info().Str("reason", reason).Msg("every pool of the account refused the login; closing miner")
 	mc.drop(metrics.DropPoolLogin)

@@ -98,6 +98,7 @@ type minerConn struct {
 	lastLine   time.Time // last complete line: the idle timer
 	authBy     time.Time // answer a waiting authorize by then
 	authID     []byte    // id of the authorize waiting for its answer
+	authEarly  [][]byte  // ids of earlier authorizes still waiting (answered with it)
 	rig        string
 	versionReq uint32 // mask the miner asked for in mining.configure
 	granted    uint32 // mask currently granted to the miner
