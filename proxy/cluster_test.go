@@ -127,4 +127,3 @@ func TestRestoreLookupHoldsPipelinedLines(t *testing.T) {
 	}
 	t.Fatal("the pipelined authorize was not answered")
 }
-
