@@ -45,7 +45,10 @@ func TestValidShares(t *testing.T) {
 		t.Errorf("configure granted to %d miners, want %d", sum.Handshake.ConfigureGranted, miners)
 	}
 	sh := sum.Shares
-	if sh.Sent < miners || sh.Accepted != sh.Sent || sh.Rejected != 0 || sh.Unanswered != 0 || sh.Unmatched != 0 {
+	// How many shares the hashing workers find in 3 s depends on the
+	// machine's load (a starved run skips its backlog); every one sent must
+	// be accepted and answered.
+	if sh.Sent == 0 || sh.Accepted != sh.Sent || sh.Rejected != 0 || sh.Unanswered != 0 || sh.Unmatched != 0 {
 		t.Fatalf("shares %+v", sh)
 	}
 	if sum.Hashing == nil || sum.Hashing.Found < sh.Sent || sum.Hashing.Exhausted != 0 {
