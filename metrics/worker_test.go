@@ -383,16 +383,18 @@ func TestRegistryEvents(t *testing.T) {
 	}
 	attempts("a:1", "ok", 2)
 	attempts("a:1", "connect_failed", 0) // declared outcomes are exposed at 0
+	attempts("a:1", "tls_failed", 0)
 	attempts("a:1", "handshake_timeout", 0)
 	attempts("a:1", "login_rejected", 0)
 	attempts("a:1", "closed", 0)
 	attempts("b:1", "ok", 0)
 	attempts("b:1", "connect_failed", 1)
+	attempts("b:1", "tls_failed", 0)
 	attempts("b:1", "handshake_timeout", 1)
 	attempts("b:1", "login_rejected", 2)
 	attempts("b:1", "closed", 1)
-	if n := len(x.find("proxy_upstream_reconnects_total", nil)); n != 10 {
-		t.Errorf("%d attempt series, want 10 (no other without an undeclared outcome)", n)
+	if n := len(x.find("proxy_upstream_reconnects_total", nil)); n != 12 {
+		t.Errorf("%d attempt series, want 12 (no other without an undeclared outcome)", n)
 	}
 	f("proxy_miners_dropped_total", map[string]string{"reason": "shutdown"}, 2)
 	f("proxy_miners_dropped_total", map[string]string{"reason": "slow_reader"}, 1)
