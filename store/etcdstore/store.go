@@ -85,14 +85,14 @@ type Store struct {
 	snap atomic.Pointer[store.Tables]
 
 	// mu guards the mutable tables the snapshot is built from.
-	mu         sync.Mutex
-	algos      map[string]store.Algorithm
-	pools      map[string]store.Pool
-	users      map[string]store.User // LastSeen merged from lastseen/
-	digests    map[string]string     // user name -> its dedupe digest
-	dedupe     map[string]string     // digest -> name
-	lastSeen   map[string]time.Time
-	revs       map[string]int64 // key -> mod revision applied (deletes too)
+	mu       sync.Mutex
+	algos    map[string]store.Algorithm
+	pools    map[string]store.Pool
+	users    map[string]store.User // LastSeen merged from lastseen/
+	digests  map[string]string     // user name -> its dedupe digest
+	dedupe   map[string]string     // digest -> name
+	lastSeen map[string]time.Time
+	revs     map[string]int64 // key -> mod revision applied (deletes too)
 
 	writeMu sync.Mutex
 	closed  bool // guarded by writeMu
