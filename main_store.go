@@ -124,8 +124,12 @@ func runStoreCommand(o *options, args []string, stdout io.Writer) (bool, error) 
 	if err != nil {
 		return true, err
 	}
-	_, err = fmt.Fprintf(stdout, "migrated %d algorithms, %d pools, %d users from %s to etcd %s (prefix %s); every instance needs the key file of %s\n",
-		st.Algorithms, st.Pools, st.Users, from, strings.Join(to, ","), o.store.prefix, from)
+	key := o.store.keyFile
+	if key == "" {
+		key = filepath.Join(filepath.Dir(from), store.DefaultKeyFile)
+	}
+	_, err = fmt.Fprintf(stdout, "migrated %d algorithms, %d pools, %d users from %s to etcd %s (prefix %s); every instance needs the key file %s\n",
+		st.Algorithms, st.Pools, st.Users, from, strings.Join(to, ","), o.store.prefix, key)
 	return true, err
 }
 
