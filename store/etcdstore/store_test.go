@@ -321,3 +321,34 @@ func TestEtcdDownAndBack(t *testing.T) {
 	})
 	eventually(t, 5*time.Second, "A's watch caught up", func() bool { _, ok := a.User(n2); return ok })
 }
+
+// TestCompactedWatchEnds checks the path taken when the revision a watch
+// resumes from was compacted: the watch ends (instead of waiting forever)
+// and a reload brings the current tables.
+func TestCompactedWatchEnds(t *testing.T) {
+	c := newCluster(t)
+	s := c.open(t)
+	cli := c.e.clientT()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := cli.Put(ctx, c.prefix+"/pools/zz.example:1", `{"addr":"zz.example:1","algorithm":"sha256"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Compact(ctx, r.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.watchFrom(1); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a watch from a compacted revision did not end")
+	}
+	if _, err := s.reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Pool("zz.example:1"); !ok {
+		t.Fatal("reload missed the pool")
+	}
+}
