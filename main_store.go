@@ -82,8 +82,12 @@ func openStore(o *options, log zerolog.Logger) (st store.Store, closeStore func(
 			_ = cli.Close()
 			return nil, nil, fmt.Errorf("etcd %s: %w", strings.Join(eps, ","), err)
 		}
+		// Session records go to the same etcd, so a miner reconnecting to
+		// another instance gets its session back (proxy.Config.Sessions).
+		sess := etcdstore.NewSessions(cli, etcdstore.SessionOptions{Prefix: o.store.prefix, Log: &log})
+		o.proxy.Sessions = sess
 		log.Info().Strs("endpoints", eps).Str("prefix", o.store.prefix).Str("key_file", o.keyPath()).Msg("store on etcd")
-		return s, func() { _ = s.Close(); _ = cli.Close() }, nil
+		return s, func() { _ = sess.Close(); _ = s.Close(); _ = cli.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("--store=%q: want bbolt or etcd", o.store.kind)
 }
