@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // Thin exported wrappers over the package's validation, snapshot and
@@ -41,8 +42,16 @@ func ReadKeys(path string) (*Keys, error) {
 
 // LoadOrCreateKeys reads the key file, creating it (0600, random) when it
 // does not exist.
+//
+// Several processes may do this at once on one key file (instances of a
+// cluster starting together): one creates it, and a reader that finds it
+// created but not yet written reads it again (for at most 1s).
 func LoadOrCreateKeys(path string) (*Keys, error) {
 	master, err := loadOrCreateKey(path)
+	for i := 0; err != nil && !IsNotExist(err) && i < 20; i++ {
+		time.Sleep(50 * time.Millisecond)
+		master, err = readKeyFile(path)
+	}
 	if err != nil {
 		return nil, err
 	}

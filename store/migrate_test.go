@@ -62,3 +62,34 @@ func TestReadRecordsAndExports(t *testing.T) {
 		t.Fatal("unknown algorithm accepted")
 	}
 }
+
+func TestLoadOrCreateKeysConcurrently(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), "k")
+		errs := make(chan error, 4)
+		checks := make(chan string, 4)
+		for range 4 {
+			go func() {
+				k, err := LoadOrCreateKeys(path)
+				if err == nil {
+					checks <- string(k.Check())
+				} else {
+					checks <- ""
+				}
+				errs <- err
+			}()
+		}
+		first := ""
+		for range 4 {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			c := <-checks
+			if first == "" {
+				first = c
+			} else if c != first {
+				t.Fatalf("round %d: different keys", round)
+			}
+		}
+	}
+}
