@@ -69,6 +69,7 @@ type options struct {
 
 	proxy proxy.Config
 	tls   tlsOptions
+	store storeFlags // main_store.go
 }
 
 func main() {
@@ -94,11 +95,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(o.dbPath, nil)
+	if ok, err := runStoreCommand(o, rest, stdout); ok {
+		return err
+	}
+	st, closeStore, err := openStore(o, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 	if len(rest) > 0 {
 		return store.CommandIn(st, rest, os.Stdin, stdout)
 	}
@@ -117,6 +121,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (*options, []string, er
 	addTLSFlags(fs, &o.tls)
 	fs.BoolVar(&p.ReusePort, "stratum.reuse-port", false, "bind --stratum.addr with SO_REUSEPORT: several instances on one machine share the port")
 	fs.StringVar(&p.InstanceID, "cluster.instance", "", "this instance's id in a cluster: the prefix of its session ids (letters and digits)")
+	addStoreFlags(fs, &o.store)
 	fs.StringVar(&o.webAddr, "web.addr", ":12743", "HTTP listen address for the API and /metrics")
 	fs.StringVar(&o.webToken, "web.auth-token", "", "bearer token of the management API; empty: a random one is kept in a 0600 file beside the store (its path is logged)")
 	fs.StringVar(&o.webRegister, "web.register", "open", "registration (POST /api/v1/users): open, or token (needs the bearer token too)")
