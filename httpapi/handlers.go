@@ -304,6 +304,10 @@ func (s *Server) register(ctx *fasthttp.RequestCtx) {
 	case errors.Is(err, store.ErrInvalidAccount):
 		s.apiError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
+	case errors.Is(err, store.ErrUnavailable):
+		ctx.Response.Header.Set("Retry-After", "10")
+		s.apiError(ctx, fasthttp.StatusServiceUnavailable, "the store (etcd) is unreachable: nothing was changed; try again")
+		return
 	case errors.Is(err, store.ErrClosed):
 		s.apiError(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
 		return

@@ -92,6 +92,10 @@ func (s *Server) storeError(ctx *fasthttp.RequestCtx, err error) {
 		s.apiError(ctx, fasthttp.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, store.ErrInvalidPool), errors.Is(err, store.ErrInvalidAccount), errors.Is(err, store.ErrInvalidAlgorithm):
 		s.apiError(ctx, fasthttp.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		ctx.Response.Header.Set("Retry-After", "10")
+		s.apiError(ctx, fasthttp.StatusServiceUnavailable, "the store (etcd) is unreachable: nothing was changed; try again")
+		return
 	case errors.Is(err, store.ErrClosed):
 		s.apiError(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
 	default:
