@@ -89,11 +89,14 @@ type procFigures struct {
 	inGrace    int   // proxy_sessions_in_grace
 	workers    int   // proxy_worker_* samples
 	panics     int   // proxy_panics_total, all `where`
+	heapInuse  int64 // go_memstats_heap_inuse_bytes (logged: live heap plus garbage not yet collected)
+	heapObjs   int64 // go_memstats_heap_objects (logged)
+	goSys      int64 // go_memstats_sys_bytes: what the Go runtime holds from the kernel (logged)
 }
 
 func (f procFigures) String() string {
-	return fmt.Sprintf("rss=%.1f MiB fds=%d goroutines=%d miners=%d in_grace=%d worker_series=%d panics=%d",
-		float64(f.rss)/(1<<20), f.fds, f.goroutines, f.miners, f.inGrace, f.workers, f.panics)
+	return fmt.Sprintf("rss=%.1f MiB heap_inuse=%.1f MiB heap_objects=%d go_sys=%.1f MiB fds=%d goroutines=%d miners=%d in_grace=%d worker_series=%d panics=%d",
+		mib(f.rss), mib(f.heapInuse), f.heapObjs, mib(f.goSys), f.fds, f.goroutines, f.miners, f.inGrace, f.workers, f.panics)
 }
 
 // soakClient scrapes without keep-alive, so the scrapes themselves hold no
@@ -148,6 +151,10 @@ func (p *proxyProc) figures(t *testing.T) procFigures {
 	f.miners, f.inGrace = int(miners), int(grace)
 	panics, _ := sampleSum(text, "proxy_panics_total")
 	f.panics = int(panics)
+	inuse, _ := sampleSum(text, "go_memstats_heap_inuse_bytes")
+	objs, _ := sampleSum(text, "go_memstats_heap_objects")
+	sys, _ := sampleSum(text, "go_memstats_sys_bytes")
+	f.heapInuse, f.heapObjs, f.goSys = int64(inuse), int64(objs), int64(sys)
 	for _, l := range strings.Split(text, "\n") {
 		if strings.HasPrefix(l, "proxy_worker_") {
 			f.workers++
