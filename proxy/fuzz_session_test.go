@@ -479,8 +479,11 @@ func (fr *fuzzRun) request(method, params string) {
 		id = fmt.Sprintf(`"s%d"`, fc.seq)
 	}
 	fc.sent[id]++
-	if method == "mining.subscribe" {
+	switch method {
+	case "mining.subscribe":
 		fc.subIDs[id] = true
+	case "mining.authorize":
+		fc.authorizing = true
 	}
 	fc.mu.Unlock()
 	line := fmt.Sprintf(`{"id":%s,"method":%s,"params":%s}`, id, fuzzQuote([]byte(method)), params)
@@ -496,7 +499,11 @@ func (fr *fuzzRun) mine(seed []byte) string {
 	fc := fr.c()
 	deadline := time.Now().Add(fuzzJobWait)
 	fc.mu.Lock()
-	for fc.job == nil && !fc.closed && time.Now().Before(deadline) {
+	// Wait for a job only once per authorize: an input of many shares
+	// on a connection that gets no work must not spend fuzzJobWait on each.
+	wait := fc.authorizing
+	fc.authorizing = false
+	for wait && fc.job == nil && !fc.closed && time.Now().Before(deadline) {
 		fc.mu.Unlock()
 		time.Sleep(2 * time.Millisecond) // polling the reader's state
 		fc.mu.Lock()
@@ -588,21 +595,23 @@ type fuzzConn struct {
 	c    net.Conn
 	done chan struct{}
 
-	mu       sync.Mutex
-	seq      int
-	sent     map[string]int // request id (raw JSON) -> requests sent
-	answers  map[string]int // request id (raw JSON) -> answers read
-	nulls    int            // answers under a null id
-	closed   bool           // read or write failed: the proxy closed it
-	bad      []string       // lines that are not JSON
-	sid      string
-	en1      []byte
-	en2Size  int
-	diff     float64
-	jobDiff  float64
-	job      *pow.Job
-	subIDs   map[string]bool // ids of subscribe requests
-	lastLine string
+	mu      sync.Mutex
+	seq     int
+	sent    map[string]int // request id (raw JSON) -> requests sent
+	answers map[string]int // request id (raw JSON) -> answers read
+	nulls   int            // answers under a null id
+	closed  bool           // read or write failed: the proxy closed it
+	bad     []string       // lines that are not JSON
+	sid     string
+	en1     []byte
+	en2Size int
+	diff    float64
+	jobDiff float64
+	job     *pow.Job
+	subIDs  map[string]bool // ids of subscribe requests
+	// authorizing: an authorize was sent since the last wait for a job.
+	authorizing bool
+	lastLine    string
 }
 
 func newFuzzConn(c net.Conn) *fuzzConn {
