@@ -180,10 +180,12 @@ func newFuzzRig(f *testing.F) *fuzzRig {
 		pool.Close()
 		st.Close()
 	})
-	// Both accounts' upstreams log in before the first input: a second
-	// authorize while the first waits for the pool login is the known bug
-	// of TestAuthorizeWhileLoggingInAnswered, which every fuzzing process
-	// would otherwise find again on its first input.
+	// Both accounts' upstreams log in before the first input and stay up
+	// (an upstream closes when its last member leaves): one miner per
+	// account stays connected for the life of the rig. A second authorize
+	// while the first waits for the pool login is the known bug of
+	// TestAuthorizeWhileLoggingInAnswered, which the fuzzer would otherwise
+	// find again each time an account's upstream logs in anew.
 	for _, name := range []string{r.user, r.user2} {
 		c, err := net.Dial("tcp", srv.Addr())
 		if err != nil {
@@ -193,8 +195,7 @@ func newFuzzRig(f *testing.F) *fuzzRig {
 		fc.sent[`1`] = 1
 		fc.send([]byte(`{"id":1,"method":"mining.authorize","params":["` + name + `","x"]}` + "\n"))
 		ok := fc.settle(10 * time.Second)
-		c.Close()
-		<-fc.done
+		f.Cleanup(func() { c.Close(); <-fc.done })
 		if !ok {
 			f.Fatalf("warm-up authorize of %s not answered", name)
 		}
