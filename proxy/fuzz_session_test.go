@@ -79,12 +79,6 @@ const (
 	fuzzSync = 0x80
 )
 
-// fuzzLongIDs gives every third request an id longer than maxInlineID.
-// Off while answerRing.flush panics on such a share id (see
-// TestLongShareIDAnswered and docs/RELIABILITY.md): every input would stop
-// at that one panic and the fuzzer would find nothing behind it.
-const fuzzLongIDs = false
-
 // Bounds of one input.
 const (
 	fuzzMaxOps     = 64
@@ -180,26 +174,6 @@ func newFuzzRig(f *testing.F) *fuzzRig {
 		pool.Close()
 		st.Close()
 	})
-	// Both accounts' upstreams log in before the first input and stay up
-	// (an upstream closes when its last member leaves): one miner per
-	// account stays connected for the life of the rig. A second authorize
-	// while the first waits for the pool login is the known bug of
-	// TestAuthorizeWhileLoggingInAnswered, which the fuzzer would otherwise
-	// find again each time an account's upstream logs in anew.
-	for _, name := range []string{r.user, r.user2} {
-		c, err := net.Dial("tcp", srv.Addr())
-		if err != nil {
-			f.Fatal(err)
-		}
-		fc := newFuzzConn(c)
-		fc.sent[`1`] = 1
-		fc.send([]byte(`{"id":1,"method":"mining.authorize","params":["` + name + `","x"]}` + "\n"))
-		ok := fc.settle(10 * time.Second)
-		f.Cleanup(func() { c.Close(); <-fc.done })
-		if !ok {
-			f.Fatalf("warm-up authorize of %s not answered", name)
-		}
-	}
 	return r
 }
 
@@ -473,7 +447,7 @@ func (fr *fuzzRun) request(method, params string) {
 	switch {
 	case fc.seq%3 == 0:
 		id = strconv.Itoa(fc.seq)
-	case fc.seq%3 == 2 && fuzzLongIDs:
+	case fc.seq%3 == 2:
 		// Longer than the answer ring keeps inline.
 		id = fmt.Sprintf(`"%d-%s"`, fc.seq, strings.Repeat("L", 40))
 	default:
@@ -791,16 +765,12 @@ func fuzzSample(text, name string) (float64, bool) {
 
 // TestLongShareIDAnswered: a mining.submit whose id is longer than
 // maxInlineID (38 bytes of raw JSON) must be answered under that id. Found
-// by FuzzSessionStateMachine: answerRing.flush slices s.id[:s.idn] before
-// it looks at s.idn == 255 (the long-id mark), so the answer panics with
-// "slice bounds out of range [:255] with length 38"; the loop recovers,
-// counts proxy_panics_total{where="miner"} and closes the miner, whose
-// share is never answered. Skipped until answers.go is fixed; run it with
-// STRATUM_PROXY_KNOWN_BUGS=1.
+// by FuzzSessionStateMachine: answerRing.flush sliced s.id[:s.idn] before
+// it looked at s.idn == 255 (the long-id mark), so the answer panicked with
+// "slice bounds out of range [:255] with capacity 38"; the loop recovered,
+// counted proxy_panics_total{where="miner"} and closed the miner, whose
+// share was never answered. Fixed in fb0c841.
 func TestLongShareIDAnswered(t *testing.T) {
-	if os.Getenv("STRATUM_PROXY_KNOWN_BUGS") == "" {
-		t.Skip("known bug: answerRing.flush panics on a share id longer than maxInlineID (docs/RELIABILITY.md)")
-	}
 	h := newHarness(t, fastCfg())
 	r := h.raw()
 	long := `"` + strings.Repeat("L", 40) + `"`
@@ -817,14 +787,10 @@ func TestLongShareIDAnswered(t *testing.T) {
 // connection while the account's upstream is still logging in to its pool
 // must both be answered. Found by FuzzSessionStateMachine (minimized input
 // "C\x83": authorize, authorize, wait, as the first input of a fresh
-// proxy): login stores the id of the authorize waiting for the pool in
-// mc.authID, and a second authorize overwrites it, so the first is never
-// answered. Skipped until miner_v1.go is fixed; run it with
-// STRATUM_PROXY_KNOWN_BUGS=1.
+// proxy): login stored the id of the authorize waiting for the pool in
+// mc.authID, and a second authorize overwrote it, so the first was never
+// answered. Fixed in fb0c841.
 func TestAuthorizeWhileLoggingInAnswered(t *testing.T) {
-	if os.Getenv("STRATUM_PROXY_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a second authorize while the pool logs in overwrites the first one's id (docs/RELIABILITY.md)")
-	}
 	h := newHarness(t, fastCfg())
 	// The pool holds its login answer, so both authorizes find the
 	// upstream logging in.
