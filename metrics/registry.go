@@ -268,6 +268,7 @@ const (
 	DropDialect          = "dialect_mismatch"   // its dialect is not one its account's algorithm speaks
 	DropKicked           = "kicked"             // closed through the management API (kicked, or its user deleted)
 	DropTLSHandshake     = "tls_handshake"      // its TLS handshake on --stratum.tls-addr failed
+	DropTakenOver        = "session_taken_over" // its session id came back on a new connection (a silently dead connection)
 )
 
 // dropReasons lists the declared drop reasons in exposition order.
@@ -275,7 +276,7 @@ var dropReasons = [...]string{
 	DropSlowReader, DropLineTooLong, DropHandshakeTimeout, DropIdleTimeout, DropMaxConnections,
 	DropBadInput, DropUnknownUser, DropRelayout, DropShutdown, DropMemoryLimit, DropPoolLogin,
 	DropNoPool, DropPanic, DropAccountSwitch, DropPerAddress, DropConnectionRate, DropRestoreFull,
-	DropOutputMemory, DropRegistrationRate, DropDialect, DropKicked, DropTLSHandshake,
+	DropOutputMemory, DropRegistrationRate, DropDialect, DropKicked, DropTLSHandshake, DropTakenOver,
 }
 
 // maxExtraDrops bounds the undeclared drop reasons that get their own series; further ones are

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
+	"github.com/stratum-proxy/stratum-proxy/metrics"
 )
 
 // Sessions across the instances of a cluster. With Config.Sessions set,
@@ -30,8 +31,54 @@ const maxHeldLines = 32
 type restoreResult struct {
 	rec   SessionRecord
 	found bool
+	local string // a session of this instance its old connection let go of
 	subID []byte
 	sub   []byte
+}
+
+// takeover asks the loop of a session's old connection to let it go.
+type takeover struct {
+	old  *minerConn
+	sess *session
+	to   *minerConn
+	r    *restoreResult
+}
+
+// takeOver handles a miner that subscribes with the id of a session whose
+// old connection is still open here: a miner behind NAT whose connection
+// died silently comes back before the proxy notices. The old connection
+// is closed on its loop (the session goes to the grace table) and the new
+// one restores the session there; its lines wait meanwhile. Only
+// authorized sessions are taken over, and the new connection must still
+// authorize with a name of the account. It reports false when there is no
+// such session.
+func (mc *minerConn) takeOver(id, params []byte, sid string) bool {
+	t := &mc.srv.sess
+	t.mu.Lock()
+	sess := t.byID[sid]
+	var old *minerConn
+	if sess != nil && sess.authorized {
+		old = sess.mc
+	}
+	t.mu.Unlock()
+	if old == nil || old == mc {
+		return false
+	}
+	mc.restoring = true
+	r := &restoreResult{local: sid, subID: append([]byte(nil), id...), sub: append([]byte(nil), params...)}
+	old.loop.post(event{kind: evTakeover, x: &takeover{old: old, sess: sess, to: mc, r: r}})
+	return true
+}
+
+// onTakeover runs on the old connection's loop.
+func (l *loop) onTakeover(t *takeover) {
+	if old := t.old; old.sess == t.sess && old.state != stateClosed {
+		old.log.Info().Msg("its session id came back on a new connection; closing the old one")
+		l.srv.met.Dropped(metrics.DropTakenOver)
+		l.srv.closeMiner(old) // detaches the session now, for the new connection to restore
+		_ = old.c.Close()
+	}
+	t.to.loop.post(event{kind: evRestored, mc: t.to, x: t.r})
 }
 
 // sessionKnown reports whether id is a session of this instance.
@@ -66,7 +113,16 @@ func (mc *minerConn) onRestored(r *restoreResult) {
 	if mc.ending() {
 		return
 	}
-	if mc.sess == nil {
+	if mc.sess == nil && r.local != "" {
+		if s := mc.srv.restore(r.local, mc); s != nil {
+			mc.sess = s
+			mc.log = mc.log.With().Str("session", s.id).Logger()
+			mc.log.Debug().Msg("session taken over from its old connection; waiting for authorize")
+		} else {
+			mc.ensureSession()
+		}
+		mc.answerSubscribe(r.subID, r.sub)
+	} else if mc.sess == nil {
 		if r.found && r.rec.K >= 0 && r.rec.K <= 3 && r.rec.M >= 0 && r.rec.M <= maxPad {
 			mc.sess = mc.srv.adoptSession(mc, r.rec)
 		}

@@ -127,3 +127,33 @@ func TestRestoreLookupHoldsPipelinedLines(t *testing.T) {
 	}
 	t.Fatal("the pipelined authorize was not answered")
 }
+
+// TestSessionTakenOverFromSilentConnection: a miner whose connection died
+// silently (behind NAT) reconnects with its session id while the proxy
+// still holds the old connection: the old one is closed (counted as
+// session_taken_over) and the new one gets the session, same extranonce.
+func TestSessionTakenOverFromSilentConnection(t *testing.T) {
+	h := newHarness(t, fastCfg())
+	pool := h.pool(poolsim.Config{})
+	name := h.user(pool.Addr())
+	old := h.dial(miner.Config{User: name + ".rig", Password: "x"})
+	mineOne(t, old)
+	sid, en1 := old.SessionID(), fmt.Sprintf("%x", old.Extranonce1())
+	// The old connection stays open: the new one comes first.
+	m := h.dial(miner.Config{User: name + ".rig", Password: "x", SessionID: sid})
+	if m.SessionID() != sid || fmt.Sprintf("%x", m.Extranonce1()) != en1 {
+		t.Fatalf("new connection got session %s en1 %x, want %s %s", m.SessionID(), m.Extranonce1(), sid, en1)
+	}
+	select {
+	case <-old.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old connection was not closed")
+	}
+	mineOne(t, m)
+	if v, _ := metricValue(h.scrape(), "proxy_miners_dropped_total", `reason="session_taken_over"`); v != 1 {
+		t.Fatalf("session_taken_over drops = %v", v)
+	}
+	if st := pool.Stats(); st.Rejected != 0 {
+		t.Fatalf("pool: %+v", st)
+	}
+}

@@ -33,7 +33,8 @@ const (
 	evChecked                             // a share checked on the worker pool: judge it (mc, chk)
 	evSweep                               // housekeeping: timeouts on this loop's connections
 	evAdmin                               // a management API question about this loop's miners (admin)
-	evRestored                            // a cluster session lookup ended (mc, restored)
+	evRestored                            // a session lookup or takeover ended (mc, x: *restoreResult)
+	evTakeover                            // let a session's old connection go for a new one (x: *takeover)
 )
 
 // maxInlineID is the longest request id kept inline in an answer slot; real
@@ -171,6 +172,8 @@ func (l *loop) handle(ev *event) {
 		l.onAdmin(ev.x.(*adminReq))
 	case evRestored:
 		ev.mc.onRestored(ev.x.(*restoreResult))
+	case evTakeover:
+		l.onTakeover(ev.x.(*takeover))
 	}
 }
 

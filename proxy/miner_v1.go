@@ -202,6 +202,9 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 			// Restored: the same extranonce, but no work and no share
 			// until it authorizes with a name of its account.
 			s = mc.srv.restore(string(sid), mc)
+			if s == nil && mc.takeOver(m.ID, m.Params, string(sid)) {
+				return // answered once its old connection let go of it
+			}
 			if s == nil && mc.srv.cfg.Sessions != nil && !mc.srv.sessionKnown(string(sid)) {
 				// Perhaps another instance's: ask the cluster's store
 				// off the loop; the answer waits for it.
