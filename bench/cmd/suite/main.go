@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -112,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (stores, logs)")
 	fs.BoolVar(&o.verbose, "v", false, "print the flood's progress lines")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "abort the whole suite after this long")
+	registerClusterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -123,7 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--proxy-args applies to the proxy binary; the --profile harness does not take them")
 	}
 	known := map[string]bool{}
-	for _, n := range allScenarios {
+	for _, n := range append(slices.Clone(allScenarios), optionalScenarios...) {
 		known[n] = true
 	}
 	for _, n := range strings.Split(scen, ",") {
@@ -132,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			continue
 		}
 		if !known[n] {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", n, strings.Join(allScenarios, ", "))
+			return nil, fmt.Errorf("unknown scenario %q (have %s)", n, strings.Join(append(slices.Clone(allScenarios), optionalScenarios...), ", "))
 		}
 		o.scenarios = append(o.scenarios, n)
 	}
@@ -241,6 +243,8 @@ func (s *suite) scenario(ctx context.Context, name string) error {
 		return s.dialects(ctx)
 	case "allocs":
 		return s.allocs(ctx)
+	case "cluster":
+		return s.cluster(ctx)
 	}
 	return fmt.Errorf("unknown scenario %q", name)
 }
