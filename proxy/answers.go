@@ -1,5 +1,10 @@
 package proxy
 
+import (
+	"github.com/stratum-proxy/stratum-proxy/codec"
+	"github.com/stratum-proxy/stratum-proxy/metrics"
+)
+
 // answerRing keeps one miner's share answers in the order the shares
 // came. A share may be answered at once by the proxy (stale, low
 // difficulty, duplicate, below the pool's difficulty), later by the pool,
@@ -109,4 +114,31 @@ func (mc *minerConn) answer(seq uint64, ok bool, code int, msg string) {
 	if mc.answers.settle(seq, ok, code, msg) {
 		mc.answers.flush(mc)
 	}
+}
+
+// beginSubmit takes a share's slot in the answer ring and reports whether
+// the share may be judged: past the in-flight limit it is refused at once,
+// and a connection that is not mining an authorized session gets its
+// answer (msgUnauth in the dialect's words) in its turn.
+func (mc *minerConn) beginSubmit(id []byte, msgUnauth string) (uint64, bool) {
+	s := mc.sess
+	if mc.answers.full() {
+		// Past the in-flight limit the answer cannot wait its turn.
+		if s != nil && s.worker != nil {
+			s.worker.Rejected(metrics.ReasonOverloaded)
+		}
+		mc.replyError(id, codec.CodeOther, "too many shares in flight")
+		return 0, false
+	}
+	// Every share is answered in submit order.
+	seq := mc.answers.push(id)
+	switch {
+	case s == nil:
+		mc.answer(seq, false, codec.CodeNotSubscribed, "not subscribed")
+		return seq, false
+	case s.up == nil || mc.up == nil || mc.state != stateMining:
+		mc.answer(seq, false, codec.CodeUnauthorized, msgUnauth)
+		return seq, false
+	}
+	return seq, true
 }

@@ -138,25 +138,7 @@ func (d *cnPool) appendSubmit(b []byte, id uint64, user string, sh *shareReq) []
 	return append(b, "}}\n"...)
 }
 
-func (d *cnPool) consume(up *upstream, buf []byte) (int, error) {
-	off := 0
-	max := up.srv.cfg.maxLineSize()
-	for off < len(buf) && !up.closeReq {
-		line, n, err := codec.NextLine(buf[off:], max)
-		if err != nil {
-			return off, err
-		}
-		off += n
-		if line == nil {
-			break
-		}
-		if testHookPoolLine != nil {
-			testHookPoolLine(line)
-		}
-		d.handleLine(up, line)
-	}
-	return off, nil
-}
+func (d *cnPool) consume(up *upstream, buf []byte) (int, error) { return consumeLines(up, buf, d) }
 
 func (d *cnPool) handleLine(up *upstream, line []byte) {
 	m := &d.msg
@@ -447,16 +429,8 @@ func (c cnMiner) login(mc *minerConn, m *codec.Message) {
 func (c cnMiner) submit(mc *minerConn, m *codec.Message) {
 	l := mc.loop
 	s := mc.sess
-	if mc.answers.full() {
-		if s != nil && s.worker != nil {
-			s.worker.Rejected(metrics.ReasonOverloaded)
-		}
-		mc.replyError(m.ID, codec.CodeOther, "too many shares in flight")
-		return
-	}
-	seq := mc.answers.push(m.ID)
-	if s == nil || s.up == nil || mc.up == nil || mc.state != stateMining {
-		mc.answer(seq, false, codec.CodeUnauthorized, "Unauthenticated")
+	seq, ok := mc.beginSubmit(m.ID, "Unauthenticated")
+	if !ok {
 		return
 	}
 	jobRaw, ok1 := codec.ObjectField(m.Params, "job_id")

@@ -57,25 +57,7 @@ func (d *esPool) appendSubmit(b []byte, id uint64, user string, sh *shareReq) []
 	return append(b, `"]}`+"\n"...)
 }
 
-func (d *esPool) consume(up *upstream, buf []byte) (int, error) {
-	off := 0
-	max := up.srv.cfg.maxLineSize()
-	for off < len(buf) && !up.closeReq {
-		line, n, err := codec.NextLine(buf[off:], max)
-		if err != nil {
-			return off, err
-		}
-		off += n
-		if line == nil {
-			break
-		}
-		if testHookPoolLine != nil {
-			testHookPoolLine(line)
-		}
-		d.handleLine(up, line)
-	}
-	return off, nil
-}
+func (d *esPool) consume(up *upstream, buf []byte) (int, error) { return consumeLines(up, buf, d) }
 
 func (d *esPool) handleLine(up *upstream, line []byte) {
 	m := &d.msg
@@ -323,20 +305,8 @@ func (e esMiner) subscribe(mc *minerConn, m *codec.Message) {
 func (e esMiner) submit(mc *minerConn, m *codec.Message) {
 	l := mc.loop
 	s := mc.sess
-	if mc.answers.full() {
-		if s != nil && s.worker != nil {
-			s.worker.Rejected(metrics.ReasonOverloaded)
-		}
-		mc.replyError(m.ID, codec.CodeOther, "too many shares in flight")
-		return
-	}
-	seq := mc.answers.push(m.ID)
-	switch {
-	case s == nil:
-		mc.answer(seq, false, codec.CodeNotSubscribed, "not subscribed")
-		return
-	case s.up == nil || mc.up == nil || mc.state != stateMining:
-		mc.answer(seq, false, codec.CodeUnauthorized, "unauthorized worker")
+	seq, ok := mc.beginSubmit(m.ID, "unauthorized worker")
+	if !ok {
 		return
 	}
 	p, err := codec.SplitArray(m.Params, l.params[:0])

@@ -559,22 +559,8 @@ func (mc *minerConn) refit() {
 func (mc *minerConn) handleSubmit(m *codec.Message) {
 	l := mc.loop
 	s := mc.sess
-	if mc.answers.full() {
-		// Past the in-flight limit the answer cannot wait its turn.
-		if s != nil && s.worker != nil {
-			s.worker.Rejected(metrics.ReasonOverloaded)
-		}
-		mc.replyError(m.ID, codec.CodeOther, "too many shares in flight")
-		return
-	}
-	// Every share is answered in submit order (answers.go).
-	seq := mc.answers.push(m.ID)
-	switch {
-	case s == nil:
-		mc.answer(seq, false, codec.CodeNotSubscribed, "not subscribed")
-		return
-	case s.up == nil || mc.up == nil || mc.state != stateMining:
-		mc.answer(seq, false, codec.CodeUnauthorized, "unauthorized worker")
+	seq, ok := mc.beginSubmit(m.ID, "unauthorized worker")
+	if !ok {
 		return
 	}
 	p, err := codec.SplitArray(m.Params, l.params[:0])

@@ -103,7 +103,15 @@ func appendV1Authorize(b []byte, t *store.Account) []byte {
 // sends before it is handled (tests use it to inject a panic).
 var testHookPoolLine func(line []byte)
 
-func (d *v1Pool) consume(up *upstream, buf []byte) (int, error) {
+// lineHandler is a pool dialect that handles one line at a time.
+type lineHandler interface {
+	handleLine(up *upstream, line []byte)
+}
+
+// consumeLines frames the complete lines at the start of buf for h and
+// returns how many bytes it used; it stops once the upstream asked to
+// close, and at an overlong line (the error).
+func consumeLines(up *upstream, buf []byte, h lineHandler) (int, error) {
 	off := 0
 	max := up.srv.cfg.maxLineSize()
 	for off < len(buf) && !up.closeReq {
@@ -118,10 +126,12 @@ func (d *v1Pool) consume(up *upstream, buf []byte) (int, error) {
 		if testHookPoolLine != nil {
 			testHookPoolLine(line)
 		}
-		d.handleLine(up, line)
+		h.handleLine(up, line)
 	}
 	return off, nil
 }
+
+func (d *v1Pool) consume(up *upstream, buf []byte) (int, error) { return consumeLines(up, buf, d) }
 
 func (d *v1Pool) handleLine(up *upstream, line []byte) {
 	m := &d.msg

@@ -98,25 +98,7 @@ func (d *relayPool) appendSubmit(b []byte, id uint64, user string, sh *shareReq)
 	return append(b, "]}\n"...)
 }
 
-func (d *relayPool) consume(up *upstream, buf []byte) (int, error) {
-	off := 0
-	max := up.srv.cfg.maxLineSize()
-	for off < len(buf) && !up.closeReq {
-		line, n, err := codec.NextLine(buf[off:], max)
-		if err != nil {
-			return off, err
-		}
-		off += n
-		if line == nil {
-			break
-		}
-		if testHookPoolLine != nil {
-			testHookPoolLine(line)
-		}
-		d.handleLine(up, line)
-	}
-	return off, nil
-}
+func (d *relayPool) consume(up *upstream, buf []byte) (int, error) { return consumeLines(up, buf, d) }
 
 func (d *relayPool) handleLine(up *upstream, line []byte) {
 	m := &d.msg
@@ -421,16 +403,8 @@ func (r *relayMiner) handleLine(mc *minerConn, line []byte) {
 // comes back in submit order through the answer ring.
 func (mc *minerConn) relaySubmit(m *codec.Message) {
 	s := mc.sess
-	if mc.answers.full() {
-		if s != nil && s.worker != nil {
-			s.worker.Rejected(metrics.ReasonOverloaded)
-		}
-		mc.replyError(m.ID, codec.CodeOther, "too many shares in flight")
-		return
-	}
-	seq := mc.answers.push(m.ID)
-	if s == nil || s.up == nil || mc.up == nil || mc.state != stateMining {
-		mc.answer(seq, false, codec.CodeUnauthorized, "unauthorized worker")
+	seq, ok := mc.beginSubmit(m.ID, "unauthorized worker")
+	if !ok {
 		return
 	}
 	sh := &mc.loop.share

@@ -408,7 +408,12 @@ func (s *Server) closeMiner(mc *minerConn) {
 	s.conns.Add(-1)
 	s.met.MinersConnected(-1)
 	if sess := mc.sess; sess != nil {
-		mc.saveSession(s.cfg.sessionGrace()) // its last difficulty, for another instance
+		if !s.draining.Load() {
+			// Its last difficulty, for another instance. Not while the
+			// proxy stops: every record is there since its authorize, and
+			// thousands of saves would hold the shutdown up.
+			mc.saveSession(s.cfg.sessionGrace())
+		}
 		s.detach(sess)
 	}
 }

@@ -143,45 +143,84 @@ func (s *Sessions) Load(ctx context.Context, id string) (proxy.SessionRecord, bo
 	return rec, true, nil
 }
 
+// maxBatch is how many queued writes go to etcd in one transaction
+// (etcd's default limit is 128 operations).
+const maxBatch = 100
+
 func (s *Sessions) run() {
 	defer close(s.done)
+	batch := make([]sessionOp, 0, maxBatch)
 	for {
 		select {
 		case op := <-s.q:
-			s.write(op)
+			batch = append(batch[:0], op)
+			// Whatever else is queued goes in the same transaction: a
+			// connect or disconnect storm costs one round trip per
+			// maxBatch records, not one each.
+			for len(batch) < maxBatch {
+				select {
+				case op := <-s.q:
+					batch = append(batch, op)
+					continue
+				default:
+				}
+				break
+			}
+			s.write(batch)
 		case <-s.stop:
 			// Write what was queued before Close, bounded by the queue's
 			// length and each write's timeout.
-			for n := len(s.q); n > 0; n-- {
-				s.write(<-s.q)
+			for len(s.q) > 0 {
+				batch = batch[:0]
+				for len(batch) < maxBatch && len(s.q) > 0 {
+					batch = append(batch, <-s.q)
+				}
+				s.write(batch)
 			}
 			return
 		}
 	}
 }
 
-func (s *Sessions) write(op sessionOp) {
+// write applies a batch in one transaction; the last write of an id wins.
+func (s *Sessions) write(batch []sessionOp) {
+	last := make(map[string]int, len(batch))
+	for i, op := range batch {
+		last[op.id] = i
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	var err error
-	if op.rec == nil {
-		_, err = s.cli.Delete(ctx, s.pfx+op.id)
-	} else {
-		for attempt := 0; attempt < 2; attempt++ {
-			var id clientv3.LeaseID
-			if id, err = s.leaseFor(ctx, op.ttl); err != nil {
-				break
+	for attempt := 0; attempt < 2; attempt++ {
+		var lease clientv3.LeaseID
+		ops := make([]clientv3.Op, 0, len(last))
+		for i, op := range batch {
+			if last[op.id] != i {
+				continue
 			}
-			_, err = s.cli.Put(ctx, s.pfx+op.id, string(op.rec), clientv3.WithLease(id))
-			if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-				break
+			if op.rec == nil {
+				ops = append(ops, clientv3.OpDelete(s.pfx+op.id))
+				continue
 			}
-			s.forget(id) // expired while etcd was away: grant a new one
+			if lease == 0 {
+				if lease, err = s.leaseFor(ctx, op.ttl); err != nil {
+					break
+				}
+			}
+			ops = append(ops, clientv3.OpPut(s.pfx+op.id, string(op.rec), clientv3.WithLease(lease)))
 		}
+		if err != nil {
+			break
+		}
+		_, err = s.cli.Txn(ctx).Then(ops...).Commit()
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			break
+		}
+		s.forget(lease) // expired while etcd was away: grant a new one
 	}
 	if err != nil {
-		s.failed.Add(1)
-		s.log.Debug().Err(err).Str("session", op.id).Msg("etcd sessions: write dropped")
+		s.failed.Add(uint64(len(last)))
+		s.log.Debug().Err(err).Int("records", len(last)).Msg("etcd sessions: writes dropped")
 	}
 }
 
