@@ -48,16 +48,17 @@ type takeover struct {
 // old connection is still open here: a miner behind NAT whose connection
 // died silently comes back before the proxy notices. The old connection
 // is closed on its loop (the session goes to the grace table) and the new
-// one restores the session there; its lines wait meanwhile. Only
-// authorized sessions are taken over, and the new connection must still
-// authorize with a name of the account. It reports false when there is no
-// such session.
+// one restores the session there; its lines wait meanwhile (a session
+// that had not authorized yet is forgotten on close: the new connection
+// then asks the cluster's store again, or starts afresh). The new
+// connection must still authorize with a name of the account. It reports
+// false when there is no such session.
 func (mc *minerConn) takeOver(id, params []byte, sid string) bool {
 	t := &mc.srv.sess
 	t.mu.Lock()
 	sess := t.byID[sid]
 	var old *minerConn
-	if sess != nil && sess.authorized {
+	if sess != nil {
 		old = sess.mc
 	}
 	t.mu.Unlock()
@@ -113,11 +114,19 @@ func (mc *minerConn) onRestored(r *restoreResult) {
 	if mc.ending() {
 		return
 	}
+	held := mc.held
+	mc.held = nil
 	if mc.sess == nil && r.local != "" {
 		if s := mc.srv.restore(r.local, mc); s != nil {
 			mc.sess = s
 			mc.log = mc.log.With().Str("session", s.id).Logger()
 			mc.log.Debug().Msg("session taken over from its old connection; waiting for authorize")
+		} else if mc.srv.cfg.Sessions != nil {
+			// Not kept here (it had not authorized on its old
+			// connection): perhaps another instance's.
+			mc.held, held = held, nil
+			mc.restoreRemote(r.subID, r.sub, r.local)
+			return
 		} else {
 			mc.ensureSession()
 		}
@@ -137,8 +146,6 @@ func (mc *minerConn) onRestored(r *restoreResult) {
 		}
 		mc.answerSubscribe(r.subID, r.sub)
 	}
-	held := mc.held
-	mc.held = nil
 	for _, line := range held {
 		if mc.ending() || mc.restoring {
 			break
