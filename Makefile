@@ -4,7 +4,7 @@ BIN      ?= bin/stratum-proxy
 ARGS     ?=
 FUZZTIME ?= 30s
 
-.PHONY: build run test test-short bench bench-go fuzz lint screenshot install
+.PHONY: build run test test-short bench bench-go bench-cluster fuzz lint screenshot install
 
 build:
 	$(GO) build -o $(BIN) .
@@ -30,6 +30,11 @@ bench-go:
 # The benchmark suite: proxy vs. miners straight to the pool simulator.
 bench: bench-go
 	$(GO) run ./bench/cmd/suite $(ARGS)
+
+# 100,000 miners over 6 proxies on one etcd (SO_REUSEPORT), 6 flood processes
+# from 127.0.0.2-9: memory per miner, upstreams, fan-out, /metrics time.
+bench-cluster:
+	$(GO) run ./bench/cmd/suite --scenarios cluster $(ARGS)
 
 # Each fuzzer for FUZZTIME (go test runs one fuzz target at a time).
 fuzz:
