@@ -168,7 +168,7 @@ func TestLiveManagement(t *testing.T) {
 	found := false
 	for _, p := range pools.Pools {
 		if p.Addr == pool.Addr() {
-			found = p.State.Up && p.State.Miners == 1 && p.State.Upstreams == 1
+			found = p.State.Up && p.State.Miners == 1 && p.State.Upstreams == 1 && p.State.LoginMs > 0
 		}
 	}
 	if !found {

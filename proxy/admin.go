@@ -40,6 +40,7 @@ type PoolState struct {
 	Difficulty float64 `json:"difficulty"`
 	En1Size    int     `json:"extranonce1_size"`
 	En2Size    int     `json:"extranonce2_size"`
+	LoginMs    float64 `json:"login_latency_ms"` // connect to login accepted, the slowest of its upstreams' last logins
 	LastError  string  `json:"last_error,omitempty"`
 }
 
@@ -206,6 +207,7 @@ func (s *Server) Pools() map[string]PoolState {
 	for up := range s.ups {
 		up.mu.Lock()
 		pool, n, k, members, diff, en1 := up.pool, up.n, up.k, len(up.members), up.diff, len(up.en1)/2
+		latency := up.loginLatency
 		ready := up.state == upReady
 		refusal := up.refusal
 		up.mu.Unlock()
@@ -220,6 +222,7 @@ func (s *Server) Pools() map[string]PoolState {
 		if ready {
 			st.Up = true
 			st.Difficulty, st.En1Size, st.En2Size = diff, en1, n-k
+			st.LoginMs = max(st.LoginMs, float64(latency.Microseconds())/1000)
 		}
 		if refusal != "" {
 			st.LastError = refusal

@@ -135,7 +135,8 @@ func (up *upstream) onOpen(c gnet.Conn) gnet.Action {
 	up.conn = c
 	up.connected = true
 	up.srv.met.UpstreamsConnected(1)
-	up.deadline = time.Now().Add(up.srv.cfg.poolHandshakeTimeout())
+	up.openedAt = time.Now()
+	up.deadline = up.openedAt.Add(up.srv.cfg.poolHandshakeTimeout())
 	up.ending, up.subscribedOK = endNone, false
 	up.leaveAt = time.Time{}
 	up.closeReq = false
@@ -357,6 +358,9 @@ func (up *upstream) onLogin() {
 	now := time.Now()
 	up.loggedIn = true
 	up.readyAt = now
+	up.mu.Lock()
+	up.loginLatency = now.Sub(up.openedAt)
+	up.mu.Unlock()
 	up.tried, up.roundRefused = 0, 0
 	up.gaveUp = false
 	pool := up.targets[up.target].Pool

@@ -50,24 +50,25 @@ type upstream struct {
 
 	mu sync.Mutex
 	// Guarded by mu; the pool's fields are written only on up.loop.
-	state   upState
-	members map[uint32]*session // by prefix value
-	k       int                 // prefix bytes of every member
-	n       int                 // the pool's extranonce2 size, 0 until known
-	en1     []byte              // the pool's extranonce1, hex
-	diff    float64             // pool difficulty in force
-	mask    uint32              // version-rolling mask granted by the pool
-	user    string              // login user of the connected target: submits carry it
-	pool    string              // address of the connected target
-	pending map[uint64]*pending
-	fwd     map[uint64]fwdReq // relayed miner requests awaiting the pool's answer
-	sid     string            // cryptonote: the pool's session id, carried by submits
-	last    [relayKeep][]byte // relay: the pool's last extranonce, difficulty and work lines
-	free    []*pending        // recycled pending entries
-	nextID  uint64
-	out     []byte // submit lines queued for the pool's socket
-	spare   []byte
-	armed   bool // an evFlush is queued
+	state        upState
+	members      map[uint32]*session // by prefix value
+	k            int                 // prefix bytes of every member
+	n            int                 // the pool's extranonce2 size, 0 until known
+	en1          []byte              // the pool's extranonce1, hex
+	diff         float64             // pool difficulty in force
+	mask         uint32              // version-rolling mask granted by the pool
+	user         string              // login user of the connected target: submits carry it
+	pool         string              // address of the connected target
+	pending      map[uint64]*pending
+	fwd          map[uint64]fwdReq // relayed miner requests awaiting the pool's answer
+	sid          string            // cryptonote: the pool's session id, carried by submits
+	loginLatency time.Duration     // connect to login accepted, of the last login (for the API)
+	last         [relayKeep][]byte // relay: the pool's last extranonce, difficulty and work lines
+	free         []*pending        // recycled pending entries
+	nextID       uint64
+	out          []byte // submit lines queued for the pool's socket
+	spare        []byte
+	armed        bool // an evFlush is queued
 	// sockQueued is what the socket had not written yet (gnet's outbound
 	// buffer of a pool that does not read), as of the last flush, read or
 	// tick on up.loop: submits count it against MaxPoolQueue.
@@ -90,6 +91,7 @@ type upstream struct {
 	roundRefused int             // of which refused logins
 	backoff      time.Duration
 	readyAt      time.Time
+	openedAt     time.Time // the socket of the login in progress was enrolled
 	deadline     time.Time // login deadline
 	leaveAt      time.Time // client.reconnect's wait ends
 	downSince    time.Time
