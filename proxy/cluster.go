@@ -82,6 +82,37 @@ func (l *loop) onTakeover(t *takeover) {
 	t.to.loop.post(event{kind: evRestored, mc: t.to, x: t.r})
 }
 
+// sessionFor finds the session a subscribe names by its session id param
+// raw (nil: none): restored from the grace table (the same extranonce,
+// but no work and no share until it authorizes with a name of its
+// account), or pending when an open connection must let go of it first
+// or the cluster's store is asked; the subscribe (id, params) is answered
+// then. It returns nil, false for a fresh session.
+func (mc *minerConn) sessionFor(id, params, raw []byte) (s *session, pending bool) {
+	if mc.sess != nil || raw == nil {
+		return nil, false
+	}
+	sid, err := codec.Unquote(raw, nil)
+	if err != nil || len(sid) == 0 || len(sid) > 64 {
+		return nil, false
+	}
+	if s = mc.srv.restore(string(sid), mc); s != nil {
+		mc.log = mc.log.With().Str("session", s.id).Logger()
+		mc.log.Debug().Msg("session restored; waiting for authorize")
+		return s, false
+	}
+	if mc.takeOver(id, params, string(sid)) {
+		return nil, true
+	}
+	if mc.srv.cfg.Sessions != nil && !mc.srv.sessionKnown(string(sid)) {
+		// Perhaps another instance's: ask the cluster's store off the
+		// loop.
+		mc.restoreRemote(id, params, string(sid))
+		return nil, true
+	}
+	return nil, false
+}
+
 // sessionKnown reports whether id is a session of this instance.
 func (s *Server) sessionKnown(id string) bool {
 	s.sess.mu.Lock()

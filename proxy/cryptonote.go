@@ -358,13 +358,8 @@ func (c cnMiner) loginAnswer(mc *minerConn) bool {
 
 func (c cnMiner) handleLine(mc *minerConn, line []byte) {
 	l := mc.loop
-	m := &l.msg
-	if err := codec.Decode(line, m); err != nil {
-		mc.undecodable(line, err)
-		return
-	}
-	mc.badLines = 0
-	if len(m.Method) == 0 {
+	m, ok := mc.request(line)
+	if !ok {
 		return
 	}
 	if mc.sess == nil && string(m.Method) != "login" {

@@ -134,17 +134,7 @@ func (d *esPool) handleResponse(up *upstream, m *codec.Message, line []byte) {
 		up.write(d.wbuf)
 		clear(d.wbuf)
 	case id == idAuthorize:
-		ok, _ := codec.ParseBool(m.Result)
-		_, msg, isErr, _ := codec.ParseError(m.Error)
-		if !ok || isErr {
-			reason := string(msg)
-			if reason == "" {
-				reason = "login refused"
-			}
-			up.loginRejected(reason)
-			return
-		}
-		up.onLogin()
+		up.loginAnswer(m)
 	}
 }
 
@@ -223,13 +213,8 @@ func (e esMiner) jobLine(mc *minerConn, j *job, clean bool) []byte {
 
 func (e esMiner) handleLine(mc *minerConn, line []byte) {
 	l := mc.loop
-	m := &l.msg
-	if err := codec.Decode(line, m); err != nil {
-		mc.undecodable(line, err)
-		return
-	}
-	mc.badLines = 0
-	if len(m.Method) == 0 {
+	m, ok := mc.request(line)
+	if !ok {
 		return
 	}
 	switch string(m.Method) {
@@ -269,17 +254,28 @@ func (e esMiner) subscribe(mc *minerConn, m *codec.Message) {
 		mc.replyError(m.ID, codec.CodeInvalidParams, "mining.subscribe params must be an array")
 		return
 	}
-	var s *session
-	if mc.sess == nil && len(p) >= 3 {
-		if sid, err := codec.Unquote(p[2], nil); err == nil && len(sid) > 0 && len(sid) <= 64 {
-			s = mc.srv.restore(string(sid), mc)
-		}
+	var raw []byte
+	if len(p) >= 3 {
+		raw = p[2]
+	}
+	s, pending := mc.sessionFor(m.ID, m.Params, raw)
+	if pending {
+		return // answered once the session is found
 	}
 	if s == nil {
 		s = mc.ensureSession()
 	}
 	mc.sess = s
-	s.subParams = append(s.subParams[:0], m.Params...)
+	e.answerSubscribe(mc, m.ID, m.Params)
+}
+
+// answerSubscribe answers an EthereumStratum subscribe with the session's
+// id and extranonce: the full one when its upstream is known here, the
+// miner's prefix until then (set with the first job).
+func (e esMiner) answerSubscribe(mc *minerConn, id, params []byte) {
+	l := mc.loop
+	s := mc.sess
+	s.subParams = append(s.subParams[:0], params...)
 	var en []byte
 	if s.up != nil && s.up.proto == protoEthStratum {
 		mc.up = s.up // for the extranonce; resume re-adds it at authorize
@@ -295,7 +291,7 @@ func (e esMiner) subscribe(mc *minerConn, m *codec.Message) {
 	res = append(res, en...)
 	res = append(res, `"]`...)
 	l.tmp = res
-	mc.replyResult(m.ID, res)
+	mc.replyResult(id, res)
 	if mc.state == stateConnected {
 		mc.setState(stateSubscribed)
 	}

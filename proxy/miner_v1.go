@@ -34,14 +34,9 @@ func (v1Miner) appendAnswer(b, id []byte, ok bool, code int, msg string) []byte 
 
 func (v1Miner) handleLine(mc *minerConn, line []byte) {
 	l := mc.loop
-	m := &l.msg
-	if err := codec.Decode(line, m); err != nil {
-		mc.undecodable(line, err)
+	m, ok := mc.request(line) // a line without method answers our requests (client.get_version...)
+	if !ok {
 		return
-	}
-	mc.badLines = 0
-	if len(m.Method) == 0 {
-		return // an answer to one of our requests (client.get_version...)
 	}
 	switch string(m.Method) {
 	case codec.MethodSubmit:
@@ -196,28 +191,16 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 		mc.replyError(m.ID, codec.CodeInvalidParams, "mining.subscribe params must be an array")
 		return
 	}
-	var s *session
-	if mc.sess == nil && len(p) >= 2 {
-		if sid, err := codec.Unquote(p[1], nil); err == nil && len(sid) > 0 && len(sid) <= 64 {
-			// Restored: the same extranonce, but no work and no share
-			// until it authorizes with a name of its account.
-			s = mc.srv.restore(string(sid), mc)
-			if s == nil && mc.takeOver(m.ID, m.Params, string(sid)) {
-				return // answered once its old connection let go of it
-			}
-			if s == nil && mc.srv.cfg.Sessions != nil && !mc.srv.sessionKnown(string(sid)) {
-				// Perhaps another instance's: ask the cluster's store
-				// off the loop; the answer waits for it.
-				mc.restoreRemote(m.ID, m.Params, string(sid))
-				return
-			}
-		}
+	var raw []byte
+	if len(p) >= 2 {
+		raw = p[1]
+	}
+	s, pending := mc.sessionFor(m.ID, m.Params, raw)
+	if pending {
+		return // answered once the session is found
 	}
 	if s == nil {
 		s = mc.ensureSession()
-	} else {
-		mc.log = mc.log.With().Str("session", s.id).Logger()
-		mc.log.Debug().Msg("session restored; waiting for authorize")
 	}
 	mc.sess = s
 	mc.answerSubscribe(m.ID, m.Params)
@@ -226,6 +209,10 @@ func (mc *minerConn) handleSubscribe(m *codec.Message) {
 // answerSubscribe answers mining.subscribe with the session's id and
 // extranonce layout.
 func (mc *minerConn) answerSubscribe(id, params []byte) {
+	if e, ok := mc.dialect.(esMiner); ok {
+		e.answerSubscribe(mc, id, params)
+		return
+	}
 	l := mc.loop
 	s := mc.sess
 	s.subParams = append(s.subParams[:0], params...)

@@ -374,3 +374,16 @@ func (mc *minerConn) undecodable(line []byte, err error) {
 	mc.replyError(id, codec.CodeParseError, err.Error())
 	mc.badLine(dropBadInput)
 }
+
+// request decodes a miner's line into the loop's message: an undecodable
+// one is answered and counted, an answer to a request of ours (no method)
+// is skipped; ok reports a request to handle.
+func (mc *minerConn) request(line []byte) (m *codec.Message, ok bool) {
+	m = &mc.loop.msg
+	if err := codec.Decode(line, m); err != nil {
+		mc.undecodable(line, err)
+		return m, false
+	}
+	mc.badLines = 0
+	return m, len(m.Method) > 0
+}

@@ -196,17 +196,7 @@ func (d *v1Pool) handleResponse(up *upstream, m *codec.Message, line []byte) {
 	case id == idSubscribe:
 		d.handleSubscribeAnswer(up, m)
 	case id == idAuthorize:
-		ok, _ := codec.ParseBool(m.Result)
-		_, msg, isErr, _ := codec.ParseError(m.Error)
-		if !ok || isErr {
-			reason := string(msg)
-			if reason == "" {
-				reason = "login refused"
-			}
-			up.loginRejected(reason)
-			return
-		}
-		up.onLogin()
+		up.loginAnswer(m)
 	}
 }
 

@@ -377,6 +377,24 @@ func (up *upstream) onLogin() {
 	}
 }
 
+// loginAnswer handles the pool's answer to the login request (authorize,
+// eth_submitLogin): true logs in, anything else refuses with the pool's
+// reason.
+func (up *upstream) loginAnswer(m *codec.Message) {
+	ok, _ := codec.ParseBool(m.Result)
+	_, msg, isErr, _ := codec.ParseError(m.Error)
+	if !ok || isErr {
+		reason := string(msg)
+		if reason == "" {
+			reason = "login refused"
+		}
+		up.loginRejected(reason)
+		return
+	}
+	up.subscribedOK = true
+	up.onLogin()
+}
+
 // loginRejected runs when the pool refused subscribe or authorize: the
 // attempt failed and the socket closes after this read.
 func (up *upstream) loginRejected(reason string) {

@@ -179,18 +179,7 @@ func (d *relayPool) handleResponse(up *upstream, m *codec.Message, line []byte) 
 		up.write(d.wbuf)
 		clear(d.wbuf)
 	case id == idRelayLogin:
-		ok, _ := codec.ParseBool(m.Result)
-		_, msg, isErr, _ := codec.ParseError(m.Error)
-		if !ok || isErr {
-			reason := string(msg)
-			if reason == "" {
-				reason = "login refused"
-			}
-			up.loginRejected(reason)
-			return
-		}
-		up.subscribedOK = true
-		up.onLogin()
+		up.loginAnswer(m)
 	}
 }
 
@@ -355,14 +344,8 @@ func (r *relayMiner) appendAnswer(b, id []byte, ok bool, code int, msg string) [
 }
 
 func (r *relayMiner) handleLine(mc *minerConn, line []byte) {
-	l := mc.loop
-	m := &l.msg
-	if err := codec.Decode(line, m); err != nil {
-		mc.undecodable(line, err)
-		return
-	}
-	mc.badLines = 0
-	if len(m.Method) == 0 {
+	m, ok := mc.request(line)
+	if !ok {
 		return
 	}
 	switch string(m.Method) {
