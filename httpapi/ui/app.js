@@ -371,8 +371,10 @@
 
   function poolRow(p) {
     const st = p.state && typeof p.state === 'object' ? p.state : null;
-    const stateCell = st
-      ? el('td', { className: st.up ? 'up' : 'down', textContent: st.up ? 'up' : 'down' })
+    // A pool no upstream uses and that never failed is idle, not down.
+    const state = !st ? null : st.up ? 'up' : st.upstreams > 0 || st.last_error ? 'down' : 'idle';
+    const stateCell = state
+      ? el('td', { className: state === 'idle' ? 'muted' : state, textContent: state })
       : el('td', { className: 'muted', textContent: '–' });
     const del = armedButton('delete', async () => {
       try {
