@@ -2,10 +2,12 @@ package etcdstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/stratum-proxy/stratum-proxy/store"
@@ -80,33 +82,53 @@ func (s *Store) DeletePool(addr string) error {
 		return fmt.Errorf("%w: pool %s is an account of user %s (delete or move its users first)", store.ErrInUse, norm, user)
 	}
 	key := s.pfx + kPools + norm
-	for range casAttempts {
-		users, err := s.cli.Get(ctx, s.pfx+kUsers, clientv3.WithPrefix())
-		if err != nil {
-			return unavailable("delete pool "+norm, err)
+	err = s.guardedDelete(ctx, key, kUsers, "delete pool "+norm, func(kv *mvccpb.KeyValue) error {
+		if _, pools, err := store.RecordInfo(kv.Value); err == nil && slices.Contains(pools, norm) {
+			return fmt.Errorf("%w: pool %s is an account of user %s (delete or move its users first)", store.ErrInUse, norm, string(kv.Key[len(s.pfx+kUsers):]))
 		}
-		for _, kv := range users.Kvs {
-			_, pools, err := store.RecordInfo(kv.Value)
-			if err == nil && slices.Contains(pools, norm) {
-				return fmt.Errorf("%w: pool %s is an account of user %s (delete or move its users first)", store.ErrInUse, norm, string(kv.Key[len(s.pfx+kUsers):]))
+		return nil
+	})
+	if errors.Is(err, errGone) {
+		return fmt.Errorf("%w %q", store.ErrUnknownPool, norm)
+	}
+	return err
+}
+
+// errGone: the key to delete was deleted meanwhile.
+var errGone = errors.New("etcdstore: gone")
+
+// guardedDelete deletes key unless one of the records under prefix refers
+// to it (inUse says so with the error to return): it reads them and
+// deletes in a transaction guarded on none of them having changed since,
+// so a record written on another instance a moment earlier is never left
+// dangling. It returns errGone when key was deleted meanwhile.
+func (s *Store) guardedDelete(ctx context.Context, key, prefix, what string, inUse func(*mvccpb.KeyValue) error) error {
+	for range casAttempts {
+		recs, err := s.cli.Get(ctx, s.pfx+prefix, clientv3.WithPrefix())
+		if err != nil {
+			return unavailable(what, err)
+		}
+		for _, kv := range recs.Kvs {
+			if err := inUse(kv); err != nil {
+				return err
 			}
 		}
 		resp, err := s.cli.Txn(ctx).If(
-			clientv3.Compare(clientv3.ModRevision(s.pfx+kUsers), "<", users.Header.Revision+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(s.pfx+prefix), "<", recs.Header.Revision+1).WithPrefix(),
 			clientv3.Compare(clientv3.CreateRevision(key), ">", 0),
 		).Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
-			return unavailable("delete pool "+norm, err)
+			return unavailable(what, err)
 		}
 		if resp.Succeeded {
 			s.apply(change{key: key, rev: resp.Header.Revision, del: true})
 			return nil
 		}
 		if len(resp.Responses[0].GetResponseRange().GetKvs()) == 0 {
-			return fmt.Errorf("%w %q", store.ErrUnknownPool, norm)
+			return errGone
 		}
 	}
-	return unavailable("delete pool "+norm, errConflict)
+	return unavailable(what, errConflict)
 }
 
 var errConflict = fmt.Errorf("changed concurrently by other instances %d times in a row, try again", casAttempts)
@@ -155,33 +177,17 @@ func (s *Store) DeleteAlgorithm(name string) error {
 		return fmt.Errorf("%w: algorithm %s is used by pool %s (delete or change its pools first)", store.ErrInUse, a.Name, p)
 	}
 	key := s.pfx + kAlgorithms + a.Name
-	for range casAttempts {
-		pools, err := s.cli.Get(ctx, s.pfx+kPools, clientv3.WithPrefix())
-		if err != nil {
-			return unavailable("delete algorithm "+a.Name, err)
+	err = s.guardedDelete(ctx, key, kPools, "delete algorithm "+a.Name, func(kv *mvccpb.KeyValue) error {
+		var p store.Pool
+		if jsonUnmarshal(kv.Value, &p) == nil && p.Algorithm == a.Name {
+			return fmt.Errorf("%w: algorithm %s is used by pool %s (delete or change its pools first)", store.ErrInUse, a.Name, p.Addr)
 		}
-		for _, kv := range pools.Kvs {
-			var p store.Pool
-			if jsonUnmarshal(kv.Value, &p) == nil && p.Algorithm == a.Name {
-				return fmt.Errorf("%w: algorithm %s is used by pool %s (delete or change its pools first)", store.ErrInUse, a.Name, p.Addr)
-			}
-		}
-		resp, err := s.cli.Txn(ctx).If(
-			clientv3.Compare(clientv3.ModRevision(s.pfx+kPools), "<", pools.Header.Revision+1).WithPrefix(),
-			clientv3.Compare(clientv3.CreateRevision(key), ">", 0),
-		).Then(clientv3.OpDelete(key)).Else(clientv3.OpGet(key)).Commit()
-		if err != nil {
-			return unavailable("delete algorithm "+a.Name, err)
-		}
-		if resp.Succeeded {
-			s.apply(change{key: key, rev: resp.Header.Revision, del: true})
-			return nil
-		}
-		if len(resp.Responses[0].GetResponseRange().GetKvs()) == 0 {
-			return fmt.Errorf("%w %q", store.ErrUnknownAlgorithm, name)
-		}
+		return nil
+	})
+	if errors.Is(err, errGone) {
+		return fmt.Errorf("%w %q", store.ErrUnknownAlgorithm, name)
 	}
-	return unavailable("delete algorithm "+a.Name, errConflict)
+	return err
 }
 
 // RegisterUser implements store.Store. The new name is created in one
