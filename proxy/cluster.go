@@ -82,6 +82,33 @@ func (l *loop) onTakeover(t *takeover) {
 	t.to.loop.post(event{kind: evRestored, mc: t.to, x: t.r})
 }
 
+// subscribeSession gives a subscribing connection its session: the one
+// its session id param (params[idx]) names, or a fresh one. It reports
+// false when the subscribe is answered already (malformed params) or will
+// be once the session is found.
+func (mc *minerConn) subscribeSession(m *codec.Message, idx int) bool {
+	l := mc.loop
+	p, err := codec.SplitArray(m.Params, l.params[:0])
+	l.params = p
+	if err != nil {
+		mc.replyError(m.ID, codec.CodeInvalidParams, "mining.subscribe params must be an array")
+		return false
+	}
+	var raw []byte
+	if len(p) > idx {
+		raw = p[idx]
+	}
+	s, pending := mc.sessionFor(m.ID, m.Params, raw)
+	if pending {
+		return false
+	}
+	if s == nil {
+		s = mc.ensureSession()
+	}
+	mc.sess = s
+	return true
+}
+
 // sessionFor finds the session a subscribe names by its session id param
 // raw (nil: none): restored from the grace table (the same extranonce,
 // but no work and no share until it authorizes with a name of its

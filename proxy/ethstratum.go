@@ -149,7 +149,10 @@ func (d *esPool) handleNotify(up *upstream, m *codec.Message) error {
 	if err != nil {
 		return errESBadNotify
 	}
-	w := &altWork{seed: append([]byte(nil), p[1]...), header: append([]byte(nil), p[2]...)}
+	up.mu.Lock()
+	en := append([]byte(nil), up.en1...)
+	up.mu.Unlock()
+	w := &altWork{seed: append([]byte(nil), p[1]...), header: append([]byte(nil), p[2]...), en: en}
 	j := newAltJob(p[0], up.tag, up.diffNow(), clean, time.Now(), w)
 	up.diffResendAt = time.Time{}
 	up.publish(j)
@@ -189,7 +192,8 @@ func (esMiner) extranonce(b []byte, mc *minerConn) []byte {
 func (e esMiner) jobLine(mc *minerConn, j *job, clean bool) []byte {
 	l := mc.loop
 	b := l.wbuf[:0]
-	l.tmp = e.extranonce(l.tmp[:0], mc)
+	// The job carries the pool's extranonce: no upstream lock per miner.
+	l.tmp = hex.AppendEncode(append(l.tmp[:0], j.alt.en...), mc.sess.prefix)
 	if !bytes.Equal(l.tmp, mc.sentEn) {
 		mc.sentEn = append(mc.sentEn[:0], l.tmp...)
 		b = append(b, `{"id":null,"method":"mining.set_extranonce","params":["`...)
@@ -247,26 +251,9 @@ func (e esMiner) handleLine(mc *minerConn, line []byte) {
 // the extranonce it had; a fresh session's extranonce is provisional and
 // set with the first job.
 func (e esMiner) subscribe(mc *minerConn, m *codec.Message) {
-	l := mc.loop
-	p, err := codec.SplitArray(m.Params, l.params[:0])
-	l.params = p
-	if err != nil {
-		mc.replyError(m.ID, codec.CodeInvalidParams, "mining.subscribe params must be an array")
-		return
+	if mc.subscribeSession(m, 2) {
+		e.answerSubscribe(mc, m.ID, m.Params)
 	}
-	var raw []byte
-	if len(p) >= 3 {
-		raw = p[2]
-	}
-	s, pending := mc.sessionFor(m.ID, m.Params, raw)
-	if pending {
-		return // answered once the session is found
-	}
-	if s == nil {
-		s = mc.ensureSession()
-	}
-	mc.sess = s
-	e.answerSubscribe(mc, m.ID, m.Params)
 }
 
 // answerSubscribe answers an EthereumStratum subscribe with the session's

@@ -120,7 +120,9 @@ func (j *job) resent(diff float64, clean bool, now time.Time) *job {
 // values as the pool sent them (quotes included) unless said otherwise.
 type altWork struct {
 	// EthereumStratum/1.0.0: mining.notify [job_id, seedhash, headerhash, clean].
-	seed, header []byte
+	// en is the pool's extranonce (hex) the job was published under: a
+	// new one starts a new generation of jobs.
+	seed, header, en []byte
 	// CryptoNote: the blob (decoded; byte 42 is the nonce's top byte),
 	// target, algo, height and seed_hash.
 	blob                      []byte

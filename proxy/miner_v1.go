@@ -184,26 +184,9 @@ func (mc *minerConn) updateVersionMask(poolMask uint32) {
 }
 
 func (mc *minerConn) handleSubscribe(m *codec.Message) {
-	l := mc.loop
-	p, err := codec.SplitArray(m.Params, l.params[:0])
-	l.params = p
-	if err != nil {
-		mc.replyError(m.ID, codec.CodeInvalidParams, "mining.subscribe params must be an array")
-		return
+	if mc.subscribeSession(m, 1) {
+		mc.answerSubscribe(m.ID, m.Params)
 	}
-	var raw []byte
-	if len(p) >= 2 {
-		raw = p[1]
-	}
-	s, pending := mc.sessionFor(m.ID, m.Params, raw)
-	if pending {
-		return // answered once the session is found
-	}
-	if s == nil {
-		s = mc.ensureSession()
-	}
-	mc.sess = s
-	mc.answerSubscribe(m.ID, m.Params)
 }
 
 // answerSubscribe answers mining.subscribe with the session's id and
@@ -359,7 +342,7 @@ func (mc *minerConn) login(id, full []byte, rig string) {
 	req := joinReq{proto: pr, wantVR: mc.versionReq != 0}
 	switch pr {
 	case protoRelay, protoEthProxy:
-		req = mc.relayJoinReq(fam)
+		req = mc.relayJoinReq()
 		req.proto = pr
 		if _, ok := mc.dialect.(*relayMiner); !ok {
 			mc.dialect = &relayMiner{eth: pr == protoEthProxy}

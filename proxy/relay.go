@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/stratum-proxy/stratum-proxy/codec"
 	"github.com/stratum-proxy/stratum-proxy/metrics"
@@ -151,10 +150,7 @@ func (d *relayPool) handleLine(up *upstream, line []byte) {
 func (d *relayPool) handleResponse(up *upstream, m *codec.Message, line []byte) {
 	id, err := codec.ParseInt(m.ID)
 	if err != nil {
-		if d.eth && codec.IsNull(m.ID) || err == nil {
-			return
-		}
-		return
+		return // not one of ours
 	}
 	switch {
 	case id == 0 && d.eth:
@@ -166,7 +162,9 @@ func (d *relayPool) handleResponse(up *upstream, m *codec.Message, line []byte) 
 		if d.relayAnswer(up, uint64(id), m) {
 			return
 		}
-		ok, code, msg := d.verdict(m, line)
+		// v1 pools answer true or an error; ETHProxy pools true, false
+		// or an error.
+		ok, code, msg := v1Verdict(m, line)
 		up.poolAnswer(uint64(id), ok, code, msg)
 	case id == idRelaySubscribe && !d.eth:
 		if _, msg, isErr, _ := codec.ParseError(m.Error); isErr {
@@ -253,12 +251,6 @@ func (d *relayPool) relayAnswer(up *upstream, id uint64, m *codec.Message) bool 
 	b = append(b, "}\n"...)
 	f.mc.loop.post(event{kind: evLine, up: up, mc: f.mc, line: b})
 	return true
-}
-
-// verdict reads a share answer: v1 pools answer true or an error; ETHProxy
-// pools answer true, false or an error.
-func (d *relayPool) verdict(m *codec.Message, line []byte) (bool, int, string) {
-	return v1Verdict(m, line)
 }
 
 // setDiff records the difficulty the pool's shares are now worth.
@@ -449,7 +441,9 @@ func (mc *minerConn) ethLogin(m *codec.Message, line []byte) {
 	mc.login(m.ID, full, worker)
 }
 
-func (mc *minerConn) relayJoinReq(f family) joinReq {
+// relayJoinReq asks for a relay's upstream of its own, subscribed with the
+// miner's own subscribe params and logged in with its rig as the worker.
+func (mc *minerConn) relayJoinReq() joinReq {
 	r := joinReq{solo: true}
 	if mc.sess != nil {
 		r.hello = mc.sess.subParams
@@ -457,10 +451,6 @@ func (mc *minerConn) relayJoinReq(f family) joinReq {
 	r.worker = mc.rig
 	return r
 }
-
-// relayIdleKeepalive is the time the relay leaves a pool alone; relayed
-// pools keep their own miners alive with jobs.
-const relayIdleKeepalive = 0 * time.Second
 
 func isBool(raw []byte) bool { return string(raw) == "true" || string(raw) == "false" }
 
